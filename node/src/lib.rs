@@ -1,0 +1,5 @@
+//! stage-node (stub while the real one is written).
+pub fn run_cli(args: Vec<std::ffi::OsString>) -> i32 {
+    eprintln!("node stub {args:?}");
+    0
+}
