@@ -1,0 +1,84 @@
+//! The message envelope: what the receiving node needs besides the payload.
+//!
+//! ```text
+//! msgid_len u16 | msgid | sender_len u8 | sender | deadline_ms u64 | payload (BSON document)
+//! ```
+//! `msgid` is the key the receiver looks up (`"id"`, `"id=ret"`, `"S:id"` for `stage+id`);
+//! `sender` is the sending stage's name, so a reply can be addressed by name through any router;
+//! `deadline_ms` is an absolute Unix time in milliseconds after which the message is void, or 0.
+//! Routers never look at any of this.
+
+use crate::error::FrameError;
+
+/// A parsed envelope borrowing from the frame body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    pub msgid: &'a [u8],
+    pub sender: &'a [u8],
+    pub deadline_ms: u64,
+}
+
+impl<'a> Envelope<'a> {
+    /// Appends the envelope to `buf`; the payload goes right after it.
+    pub fn write(&self, buf: &mut Vec<u8>) -> Result<(), FrameError> {
+        let msgid_len = u16::try_from(self.msgid.len())
+            .map_err(|_| FrameError::BadEnvelope("message id longer than 65535 bytes"))?;
+        let sender_len = u8::try_from(self.sender.len())
+            .map_err(|_| FrameError::BadEnvelope("stage name longer than 255 bytes"))?;
+        buf.extend_from_slice(&msgid_len.to_le_bytes());
+        buf.extend_from_slice(self.msgid);
+        buf.push(sender_len);
+        buf.extend_from_slice(self.sender);
+        buf.extend_from_slice(&self.deadline_ms.to_le_bytes());
+        Ok(())
+    }
+
+    /// Splits a message body into its envelope and payload.
+    pub fn parse(body: &'a [u8]) -> Result<(Envelope<'a>, &'a [u8]), FrameError> {
+        let cut = FrameError::BadEnvelope("cut short");
+        let (len, rest) = split(body, 2).ok_or(cut.clone())?;
+        let (msgid, rest) = split(rest, u16::from_le_bytes([len[0], len[1]]) as usize)
+            .ok_or(cut.clone())?;
+        let (len, rest) = split(rest, 1).ok_or(cut.clone())?;
+        let (sender, rest) = split(rest, len[0] as usize).ok_or(cut.clone())?;
+        let (deadline, payload) = split(rest, 8).ok_or(cut)?;
+        let mut d = [0u8; 8];
+        d.copy_from_slice(deadline);
+        Ok((
+            Envelope {
+                msgid,
+                sender,
+                deadline_ms: u64::from_le_bytes(d),
+            },
+            payload,
+        ))
+    }
+}
+
+fn split(b: &[u8], n: usize) -> Option<(&[u8], &[u8])> {
+    (b.len() >= n).then(|| b.split_at(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_truncation() {
+        let e = Envelope {
+            msgid: b"hello=ret",
+            sender: b"alpha",
+            deadline_ms: 1234,
+        };
+        let mut buf = Vec::new();
+        e.write(&mut buf).unwrap();
+        buf.extend_from_slice(b"PAYLOAD");
+        let (got, payload) = Envelope::parse(&buf).unwrap();
+        assert_eq!(got, e);
+        assert_eq!(payload, b"PAYLOAD");
+        let envelope_len = buf.len() - 7;
+        for cut in 0..envelope_len {
+            assert!(Envelope::parse(&buf[..cut]).is_err(), "cut {cut}");
+        }
+    }
+}
