@@ -1,1 +1,95 @@
-fn main() {}
+//! `stage`: the STAGE:Platform command. `stage run` launches a whole cluster
+//! from a topology file; `stage router` and `stage node` run single
+//! processes (the launcher starts its children through them).
+
+mod launcher;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use log::LevelFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "stage",
+    version,
+    about = "STAGE:Platform: Lua-scripted services on a router cluster"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the routers and nodes described by a Lua topology file.
+    ///
+    /// The file returns { routers = { ... }, nodes = { ... } }. Each entry
+    /// has a unique `name` (prefixing its output lines) and turns every
+    /// other key into flags of `stage router` / `stage node`: k = "v" gives
+    /// --k v, k = true gives --k, a list repeats the flag, and a
+    /// NAME = VALUE table gives --k NAME=VALUE per pair. `command = { PROG,
+    /// ARG... }` runs that program instead, e.g. a database beside the
+    /// cluster. Children run in the topology file's directory; crashed ones
+    /// restart with backoff; Ctrl-C stops them all.
+    Run {
+        /// The topology file (Lua).
+        topology: PathBuf,
+        /// Launcher verbosity, also passed to the children as RUST_LOG.
+        #[arg(long, value_name = "LEVEL")]
+        log: Option<LogLevel>,
+    },
+    /// Run a router; all arguments go to stage-router (try `stage router --help`).
+    #[command(disable_help_flag = true)]
+    Router {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Run a node; all arguments go to stage-node (try `stage node --help`).
+    #[command(disable_help_flag = true)]
+    Node {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl From<LogLevel> for LevelFilter {
+    fn from(level: LogLevel) -> Self {
+        match level {
+            LogLevel::Off => LevelFilter::Off,
+            LogLevel::Error => LevelFilter::Error,
+            LogLevel::Warn => LevelFilter::Warn,
+            LogLevel::Info => LevelFilter::Info,
+            LogLevel::Debug => LevelFilter::Debug,
+            LogLevel::Trace => LevelFilter::Trace,
+        }
+    }
+}
+
+fn main() {
+    let code = match Cli::parse().command {
+        Command::Run { topology, log } => launcher::run(&topology, log.map(LevelFilter::from)),
+        Command::Router { args } => stage_router::run_cli(with_program("stage-router", args)),
+        Command::Node { args } => stage_node::run_cli(with_program("stage-node", args)),
+    };
+    std::process::exit(code);
+}
+
+/// Shapes passed-through arguments like `std::env::args_os()`, which the
+/// library entry points expect: program name first.
+fn with_program(program: &str, args: Vec<OsString>) -> Vec<OsString> {
+    std::iter::once(OsString::from(program))
+        .chain(args)
+        .collect()
+}

@@ -1,5 +1,166 @@
-//! stage-node (stub while the real one is written).
-pub fn run_cli(args: Vec<std::ffi::OsString>) -> i32 {
-    eprintln!("node stub {args:?}");
-    0
+//! stage-node: hosts Lua stages with the `stage.*` API and links them to routers.
+//!
+//! Each stage runs on its own thread with its own Lua VM ([`stage`]); the [`api`] module is what
+//! scripts see; [`cluster`] keeps the router links on a tokio runtime; [`value`] turns Lua values
+//! into BSON bytes and back without an intermediate tree.
+
+pub mod api;
+pub mod cli;
+pub mod cluster;
+pub mod inbound;
+pub mod node;
+pub mod stage;
+pub mod target;
+pub mod value;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+/// How long start-up waits for the routers before running the stages anyway.
+const LINK_WAIT: Duration = Duration::from_secs(3);
+
+/// Runs a node with command-line `args` (program name first); returns the exit code.
+pub fn run_cli(args: Vec<OsString>) -> i32 {
+    let args = match cli::Args::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    env_logger::Builder::new().parse_filters(&args.log).init();
+    match run(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error!("{e}");
+            1
+        }
+    }
+}
+
+/// Finds a script: as given, then in each `--package` directory.
+fn resolve(script: &Path, packages: &[PathBuf]) -> Result<PathBuf, String> {
+    if script.is_file() {
+        return Ok(script.to_owned());
+    }
+    for dir in packages {
+        let p = dir.join(script);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    let mut looked: Vec<String> = vec![".".into()];
+    looked.extend(packages.iter().map(|p| p.display().to_string()));
+    Err(format!(
+        "script {} not found (looked in {}; add --package DIR)",
+        script.display(),
+        looked.join(", ")
+    ))
+}
+
+fn run(args: cli::Args) -> Result<(), String> {
+    let secret = args
+        .secret_file
+        .as_deref()
+        .map(stage_proto::handshake::read_secret_file)
+        .transpose()?;
+    let mut specs = Vec::new();
+    for (name, script) in &args.stages {
+        if specs.iter().any(|s: &stage::StageSpec| &s.name == name) {
+            return Err(format!("stage '{name}' is given twice"));
+        }
+        let script = resolve(script, &args.packages).map_err(|e| format!("stage {name}: {e}"))?;
+        specs.push(stage::StageSpec {
+            name: name.clone(),
+            script,
+        });
+    }
+    let standalone = args.routers.is_empty();
+    let instance = Arc::new(AtomicU32::new(args.id.unwrap_or(if standalone {
+        1
+    } else {
+        0
+    })));
+    let mut inboxes = HashMap::new();
+    let mut receivers = Vec::new();
+    let mut senders = Vec::new();
+    for s in &specs {
+        let (tx, rx) = std::sync::mpsc::channel();
+        inboxes.insert(s.name.clone(), tx.clone());
+        senders.push(tx);
+        receivers.push(rx);
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("stage-io")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let cluster = (!standalone).then(|| {
+        let identity = cluster::Identity {
+            node: args.name.clone().unwrap_or_else(|| {
+                let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
+                format!("{}-{}", names.join("+"), std::process::id())
+            }),
+            stages: specs.iter().map(|s| s.name.clone()).collect(),
+            secret,
+            max_frame: args.max_frame,
+        };
+        Arc::new(cluster::Cluster::new(identity, instance.clone(), senders))
+    });
+    if let Some(c) = &cluster {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let _guard = runtime.enter();
+        c.start(args.routers.clone(), ready_tx);
+        // Give the routers a moment so the main scripts' first signals find the cluster.
+        let deadline = Instant::now() + LINK_WAIT;
+        for _ in &args.routers {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if ready_rx.recv_timeout(left).is_err() {
+                log::warn!(
+                    "not every router answered within {LINK_WAIT:?}; starting the stages anyway"
+                );
+                break;
+            }
+        }
+    } else {
+        log::info!("standalone: no --router, signals stay on this node");
+    }
+
+    let node = Arc::new(node::Node::new(instance, inboxes, cluster));
+    let mut threads = Vec::new();
+    for (spec, rx) in specs.into_iter().zip(receivers) {
+        threads
+            .push(stage::spawn(node.clone(), spec, rx).map_err(|e| format!("stage thread: {e}"))?);
+    }
+    let signal = runtime.block_on(quit_signal());
+    log::info!("{signal}: stopping");
+    node.stop_all();
+    for t in threads {
+        let _ = t.join();
+    }
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM with the signal's name.
+async fn quit_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
 }

@@ -37,8 +37,8 @@ impl<'a> Envelope<'a> {
     pub fn parse(body: &'a [u8]) -> Result<(Envelope<'a>, &'a [u8]), FrameError> {
         let cut = FrameError::BadEnvelope("cut short");
         let (len, rest) = split(body, 2).ok_or(cut.clone())?;
-        let (msgid, rest) = split(rest, u16::from_le_bytes([len[0], len[1]]) as usize)
-            .ok_or(cut.clone())?;
+        let (msgid, rest) =
+            split(rest, u16::from_le_bytes([len[0], len[1]]) as usize).ok_or(cut.clone())?;
         let (len, rest) = split(rest, 1).ok_or(cut.clone())?;
         let (sender, rest) = split(rest, len[0] as usize).ok_or(cut.clone())?;
         let (deadline, payload) = split(rest, 8).ok_or(cut)?;

@@ -47,7 +47,10 @@ pub fn begin(body_capacity: usize) -> Vec<u8> {
 
 /// Fills in the length prefix and header of a buffer started with [`begin`].
 pub fn finish(mut buf: Vec<u8>, header: Header) -> Frame {
-    debug_assert!(buf.len() >= PREFIX_LEN, "frame buffer not started with begin()");
+    debug_assert!(
+        buf.len() >= PREFIX_LEN,
+        "frame buffer not started with begin()"
+    );
     let len = (buf.len() - 4) as u32;
     buf[..4].copy_from_slice(&len.to_le_bytes());
     let mut h = [0u8; HEADER_LEN];

@@ -45,10 +45,14 @@ fn mac(secret: &[u8], label: &[u8], parts: &[&[u8]]) -> HmacSha256 {
 
 /// The node's proof for a `Hello`.
 pub fn hello_proof(secret: &[u8], router_nonce: &[u8], node_nonce: &[u8], node: &str) -> Vec<u8> {
-    mac(secret, b"stage-hello", &[router_nonce, node_nonce, node.as_bytes()])
-        .finalize()
-        .into_bytes()
-        .to_vec()
+    mac(
+        secret,
+        b"stage-hello",
+        &[router_nonce, node_nonce, node.as_bytes()],
+    )
+    .finalize()
+    .into_bytes()
+    .to_vec()
 }
 
 /// Checks a `Hello` proof in constant time.
@@ -59,9 +63,13 @@ pub fn verify_hello(
     node: &str,
     proof: &[u8],
 ) -> bool {
-    mac(secret, b"stage-hello", &[router_nonce, node_nonce, node.as_bytes()])
-        .verify_slice(proof)
-        .is_ok()
+    mac(
+        secret,
+        b"stage-hello",
+        &[router_nonce, node_nonce, node.as_bytes()],
+    )
+    .verify_slice(proof)
+    .is_ok()
 }
 
 /// The router's proof for a `Welcome`.
@@ -77,6 +85,23 @@ pub fn verify_welcome(secret: &[u8], node_nonce: &[u8], router_nonce: &[u8], pro
     mac(secret, b"stage-welcome", &[node_nonce, router_nonce])
         .verify_slice(proof)
         .is_ok()
+}
+
+/// Reads a cluster secret file: its content with surrounding whitespace trimmed (so a trailing
+/// newline from an editor does not change the secret). An empty file is an error: it would make
+/// every proof trivially forgeable.
+pub fn read_secret_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let raw = std::fs::read(path)
+        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+    let secret = raw.trim_ascii().to_vec();
+    if secret.is_empty() {
+        return Err(format!(
+            "secret file {} is empty (put a long random string in it, e.g. `head -c 32 /dev/urandom | base64 > {}`)",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(secret)
 }
 
 fn bin(bytes: &[u8]) -> Bson {
@@ -169,7 +194,7 @@ impl Challenge {
         to_frame(
             Kind::Challenge,
             &doc! { "version": self.version as i64, "router": &self.router,
-                    "nonce": bin(&self.nonce), "auth": self.auth },
+            "nonce": bin(&self.nonce), "auth": self.auth },
         )
     }
 
@@ -200,12 +225,16 @@ pub struct Hello {
 
 impl Hello {
     pub fn to_frame(&self) -> Frame {
-        let stages: Vec<Bson> = self.stages.iter().map(|s| Bson::String(s.clone())).collect();
+        let stages: Vec<Bson> = self
+            .stages
+            .iter()
+            .map(|s| Bson::String(s.clone()))
+            .collect();
         to_frame(
             Kind::Hello,
             &doc! { "version": self.version as i64, "node": &self.node, "pid": self.pid as i64,
-                    "stages": stages, "instance": self.instance as i64,
-                    "nonce": bin(&self.nonce), "proof": bin(&self.proof) },
+            "stages": stages, "instance": self.instance as i64,
+            "nonce": bin(&self.nonce), "proof": bin(&self.proof) },
         )
     }
 
@@ -271,7 +300,7 @@ impl Welcome {
         to_frame(
             Kind::Welcome,
             &doc! { "instance": self.instance as i64, "stages": pairs_bson(&self.stages),
-                    "classes": pairs_bson(&self.classes), "proof": bin(&self.proof) },
+            "classes": pairs_bson(&self.classes), "proof": bin(&self.proof) },
         )
     }
 
@@ -341,9 +370,15 @@ mod tests {
         let h = Hello::answer(&c, "alpha", vec!["ping".into()], 3, Some(b"s3cret"));
         let got = Hello::from_frame(&h.to_frame()).unwrap();
         assert_eq!(got, h);
-        assert!(verify_hello(b"s3cret", &c.nonce, &got.nonce, "alpha", &got.proof));
-        assert!(!verify_hello(b"wrong", &c.nonce, &got.nonce, "alpha", &got.proof));
-        assert!(!verify_hello(b"s3cret", &c.nonce, &got.nonce, "beta", &got.proof));
+        assert!(verify_hello(
+            b"s3cret", &c.nonce, &got.nonce, "alpha", &got.proof
+        ));
+        assert!(!verify_hello(
+            b"wrong", &c.nonce, &got.nonce, "alpha", &got.proof
+        ));
+        assert!(!verify_hello(
+            b"s3cret", &c.nonce, &got.nonce, "beta", &got.proof
+        ));
     }
 
     #[test]

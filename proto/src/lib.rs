@@ -18,6 +18,7 @@ pub mod frame;
 pub mod handshake;
 pub mod header;
 pub mod service;
+pub mod writer;
 
 pub use codec::{FrameCodec, DEFAULT_MAX_FRAME};
 pub use envelope::Envelope;

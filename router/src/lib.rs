@@ -1,5 +1,90 @@
-//! stage-router (stub while the real one is written).
-pub fn run_cli(args: Vec<std::ffi::OsString>) -> i32 {
-    eprintln!("router stub {args:?}");
-    0
+//! stage-router: forwards frames between stage nodes by service id.
+//!
+//! Links from nodes are authenticated ([`session`]), registered through the Lua control script
+//! ([`script`]), which keeps the forwarding [`table`]; every message is then forwarded by
+//! [`forward`] without touching its payload.
+
+pub mod cli;
+pub mod forward;
+pub mod link;
+pub mod script;
+pub mod server;
+pub mod session;
+pub mod table;
+
+use std::ffi::OsString;
+
+use clap::Parser;
+
+/// Runs the router with command-line `args` (program name first); returns the exit code.
+pub fn run_cli(args: Vec<OsString>) -> i32 {
+    let args = match cli::Args::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    env_logger::Builder::new().parse_filters(&args.log).init();
+    match run(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error!("{e}");
+            1
+        }
+    }
+}
+
+fn run(args: cli::Args) -> Result<(), String> {
+    let secret = args
+        .secret_file
+        .as_deref()
+        .map(stage_proto::handshake::read_secret_file)
+        .transpose()?;
+    if secret.is_none() {
+        if !args.listen.ip().is_loopback() && !args.insecure {
+            return Err(format!(
+                "refusing to listen on {} without a cluster secret: pass --secret-file FILE, or --insecure to accept unauthenticated links",
+                args.listen
+            ));
+        }
+        log::warn!("no --secret-file: links are not authenticated");
+    }
+    let script = script::Script::source(args.script.as_deref())?;
+    let settings = server::Settings {
+        secret,
+        max_frame: args.max_frame,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        tokio::select! {
+            r = server::serve(listener, settings, script, args.modes) => r,
+            s = quit_signal() => {
+                log::info!("{s}: stopping");
+                Ok(())
+            }
+        }
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM with the signal's name.
+async fn quit_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without handlers the default action (exit) still stops the router.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
 }

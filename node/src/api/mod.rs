@@ -1,0 +1,40 @@
+//! The `stage.*` API installed into every stage VM.
+
+pub mod addtask;
+pub mod print;
+pub mod signal;
+pub mod waitfor;
+
+use mlua::Lua;
+
+use crate::stage::StageCtx;
+
+/// Installs `stage`, `print` and `_STAGE` into a stage VM.
+pub fn install(lua: &Lua, name: &str) -> mlua::Result<()> {
+    let stage = lua.create_table()?;
+    stage.set("signal", lua.create_function(signal::signal)?)?;
+    stage.set("waitfor", lua.create_function(waitfor::waitfor)?)?;
+    stage.set("addtask", lua.create_function(addtask::addtask)?)?;
+    stage.set(
+        "id",
+        lua.create_function(|lua, ()| Ok(ctx(lua)?.node.instance()))?,
+    )?;
+    stage.set("name", name)?;
+    let g = lua.globals();
+    g.set("stage", stage)?;
+    g.set("_STAGE", name)?;
+    g.set("print", lua.create_function(print::print)?)?;
+    Ok(())
+}
+
+/// Borrows the stage context of this VM.
+pub fn ctx(lua: &Lua) -> mlua::Result<mlua::AppDataRef<'_, StageCtx>> {
+    lua.app_data_ref::<StageCtx>()
+        .ok_or_else(|| mlua::Error::runtime("stage.* called outside a stage"))
+}
+
+/// Mutably borrows the stage context; never held across a call into Lua.
+pub fn ctx_mut(lua: &Lua) -> mlua::Result<mlua::AppDataRefMut<'_, StageCtx>> {
+    lua.app_data_mut::<StageCtx>()
+        .ok_or_else(|| mlua::Error::runtime("stage.* called outside a stage"))
+}

@@ -1,0 +1,217 @@
+//! `stage.signal(target, v...)`: the target grammar of stage-spec §8 (see [`crate::target`]),
+//! table targets (§8.4) and replies (§8.5).
+
+use bytes::Bytes;
+use mlua::{Lua, MultiValue, Table, Value};
+use stage_proto::frame::{self, PREFIX_LEN};
+use stage_proto::{Envelope, Flags, Mode};
+
+use super::{ctx, waitfor};
+use crate::inbound::Delivery;
+use crate::node::Outgoing;
+use crate::target::{self, hash_key, reply_id, Route};
+use crate::value;
+
+/// Extra routing from a table target `{ "T:id", key = K, instance = N }`.
+#[derive(Default)]
+struct Options {
+    key: Option<u64>,
+    instance: u32,
+}
+
+/// `stage.signal(target, v...)`. Returns nothing, like the original.
+pub fn signal(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
+    let mut args = args.into_iter();
+    let target = args.next().unwrap_or(Value::Nil);
+    let values: Vec<Value> = args.collect();
+    match target {
+        Value::Nil => reply_to(lua, lua.globals().raw_get("_WAITFOR")?, &values),
+        Value::String(s) => send(lua, &s.to_str()?, Options::default(), &values),
+        Value::Table(t) if !t.raw_get::<Value>(0)?.is_nil() => {
+            reply_to(lua, Value::Table(t), &values)
+        }
+        Value::Table(t) => {
+            let (target, options) = table_target(&t)?;
+            send(lua, &target, options, &values)
+        }
+        other => Err(mlua::Error::runtime(format!(
+            "stage.signal: invalid target (expected a string, a table or nil), got {}",
+            other.type_name()
+        ))),
+    }
+}
+
+fn table_target(t: &Table) -> mlua::Result<(String, Options)> {
+    let target: String = match t.raw_get::<Value>(1)? {
+        Value::String(s) => s.to_str()?.to_owned(),
+        _ => {
+            return Err(mlua::Error::runtime(
+                "stage.signal: a table target needs the target string as its first element",
+            ))
+        }
+    };
+    let key = match t.raw_get::<Value>("key")? {
+        Value::Nil => None,
+        Value::Integer(i) => Some(i as u64),
+        Value::Number(f) if f.fract() == 0.0 && f.is_finite() => Some(f as i64 as u64),
+        Value::String(s) => Some(hash_key(&s.as_bytes())),
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "stage.signal: key must be an integer or a string, got {}",
+                other.type_name()
+            )))
+        }
+    };
+    let instance = match t.raw_get::<Value>("instance")? {
+        Value::Nil => 0,
+        Value::Integer(i) => u32::try_from(i)
+            .ok()
+            .filter(|i| *i <= stage_proto::service::MAX_INSTANCE)
+            .ok_or_else(|| {
+                mlua::Error::runtime(format!("stage.signal: instance {i} out of range"))
+            })?,
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "stage.signal: instance must be an integer, got {}",
+                other.type_name()
+            )))
+        }
+    };
+    Ok((target, Options { key, instance }))
+}
+
+/// Builds a message body (after room for the frame prefix): envelope, then the values.
+fn body(msgid: &str, sender: &str, values: &[Value]) -> mlua::Result<Vec<u8>> {
+    let mut buf = frame::begin(64);
+    Envelope {
+        msgid: msgid.as_bytes(),
+        sender: sender.as_bytes(),
+        deadline_ms: 0,
+    }
+    .write(&mut buf)
+    .map_err(mlua::Error::external)?;
+    value::encode_args(&mut buf, values.iter()).map_err(mlua::Error::external)?;
+    Ok(buf)
+}
+
+fn local_delivery(buf: Vec<u8>, from_instance: u32, nack: Option<String>) -> Delivery {
+    Delivery {
+        body: Bytes::from(buf).slice(PREFIX_LEN..),
+        from_instance,
+        nack,
+    }
+}
+
+fn send(lua: &Lua, t: &str, options: Options, values: &[Value]) -> mlua::Result<()> {
+    let (node, own) = {
+        let c = ctx(lua)?;
+        (c.node.clone(), c.name.clone())
+    };
+    let target =
+        target::parse(t, &own).map_err(|e| mlua::Error::runtime(format!("stage.signal: {e}")))?;
+    let buf = body(&target.wire_msgid(), &own, values)?;
+    let wants_answer = target.wants_answer();
+    match target.route {
+        Route::Local { sync: true } => {
+            waitfor::dispatch(lua, local_delivery(buf, node.instance(), None));
+            Ok(())
+        }
+        Route::Local { sync: false } => {
+            node.deliver_local(&own, local_delivery(buf, node.instance(), None));
+            Ok(())
+        }
+        Route::Cluster { stage, mode } => {
+            let mut flags = 0;
+            if wants_answer {
+                flags |= Flags::WANT_NACK;
+            }
+            if options.key.is_some() {
+                flags |= Flags::KEYED;
+            }
+            let out = Outgoing {
+                stage: &stage,
+                instance: options.instance,
+                mode: if options.instance != 0 {
+                    Mode::Direct
+                } else {
+                    mode
+                },
+                flags,
+                key: options.key.unwrap_or(0),
+                from_stage: &own,
+                buf,
+            };
+            if let Err(u) = node.send(out) {
+                let why = format!("stage '{stage}': {}", u.why);
+                if wants_answer {
+                    node.deliver_local(&own, local_delivery(u.buf, node.instance(), Some(why)));
+                } else {
+                    log::warn!("signal '{t}' dropped: {why}");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Answers a message: `_WAITFOR` (or a saved copy of it) says where.
+fn reply_to(lua: &Lua, w: Value, values: &[Value]) -> mlua::Result<()> {
+    let Value::Table(w) = w else {
+        return Err(mlua::Error::runtime(
+            "stage.signal(nil, ...) outside a message callback: no _WAITFOR to answer",
+        ));
+    };
+    let key: String = w.raw_get(0)?;
+    let instance: Option<u32> = w.raw_get(1)?;
+    let stage: Option<String> = w.raw_get(2)?;
+    match stage {
+        Some(stage) => reply(
+            lua,
+            &stage,
+            instance.unwrap_or(0),
+            reply_id(&key),
+            values.iter(),
+        ),
+        None => {
+            let (node, own) = {
+                let c = ctx(lua)?;
+                (c.node.clone(), c.name.clone())
+            };
+            let buf = body(reply_id(&key), "", values)?;
+            node.deliver_local(&own, local_delivery(buf, node.instance(), None));
+            Ok(())
+        }
+    }
+}
+
+/// Sends `values` to callback `cb` of `stage` on the node with `instance`.
+pub fn reply<'a>(
+    lua: &Lua,
+    stage: &str,
+    instance: u32,
+    cb: &str,
+    values: impl Iterator<Item = &'a Value>,
+) -> mlua::Result<()> {
+    let (node, own) = {
+        let c = ctx(lua)?;
+        (c.node.clone(), c.name.clone())
+    };
+    let values: Vec<Value> = values.cloned().collect();
+    let buf = body(cb, &own, &values)?;
+    let out = Outgoing {
+        stage,
+        instance,
+        mode: Mode::Direct,
+        flags: Flags::REPLY,
+        key: 0,
+        from_stage: &own,
+        buf,
+    };
+    if let Err(u) = node.send_reply(out) {
+        log::warn!(
+            "answer '{cb}' to stage '{stage}' (instance {instance}) dropped: {}",
+            u.why
+        );
+    }
+    Ok(())
+}

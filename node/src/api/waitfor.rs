@@ -1,0 +1,238 @@
+//! `stage.waitfor` registrations and the dispatch of a message to them (stage-spec §6.6).
+
+use std::collections::HashMap;
+
+use mlua::{Function, Lua, MultiValue, Table, Value};
+use rand::Rng;
+use stage_proto::Envelope;
+
+use super::{ctx, ctx_mut, signal};
+use crate::inbound::Delivery;
+use crate::target::{reply_id, split_fail};
+use crate::value;
+
+/// A registered callback and the arguments bound to it (passed before the message's values).
+#[derive(Clone)]
+pub struct Handler {
+    pub f: Function,
+    pub bound: Vec<Value>,
+}
+
+/// The stage's callbacks by id.
+#[derive(Default)]
+pub struct Registry {
+    map: HashMap<String, Handler>,
+}
+
+impl Registry {
+    /// Finds the handler for `key`: the exact id, then its group prefixes (`"a:b.c.d"` →
+    /// `"a:b.c."` → `"a:b."` → `"a:"`, never cutting left of the first `:`), then `"@"`.
+    /// Returns the id that matched.
+    pub fn lookup(&self, key: &str) -> Option<(String, Handler)> {
+        if let Some(h) = self.map.get(key) {
+            return Some((key.to_owned(), h.clone()));
+        }
+        let floor = match (key.find(':'), key.find('?')) {
+            (Some(c), Some(q)) if q < c => 0,
+            (Some(c), _) => c,
+            (None, _) => 0,
+        };
+        let bytes = key.as_bytes();
+        for i in (floor..bytes.len().saturating_sub(1)).rev() {
+            if matches!(bytes[i], b'.' | b'?' | b':') {
+                if let Some(h) = self.map.get(&key[..=i]) {
+                    return Some((key[..=i].to_owned(), h.clone()));
+                }
+            }
+        }
+        self.map.get("@").map(|h| ("@".to_owned(), h.clone()))
+    }
+}
+
+const ID_CHARS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+fn generated_id(len: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..len.max(4))
+        .map(|_| ID_CHARS[rng.gen_range(0..ID_CHARS.len())] as char)
+        .collect()
+}
+
+/// `stage.waitfor(...)`, every form of stage-spec §6.6.
+pub fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
+    let mut args: Vec<Value> = args.into_iter().collect();
+    if args.is_empty() {
+        let all = lua.create_table()?;
+        for (id, h) in &ctx(lua)?.waitfors.map {
+            all.set(id.as_str(), bound_value(lua, &h.bound)?)?;
+        }
+        return Ok(MultiValue::from_iter([Value::Table(all)]));
+    }
+    let (id, rest) = match (&args[0], args.get(1)) {
+        (Value::Function(_), _) => (generated_id(16), args),
+        (Value::Integer(n), Some(Value::Function(_))) => {
+            let n = usize::try_from(*n).unwrap_or(0);
+            (generated_id(n), args.split_off(1))
+        }
+        (Value::String(s), _) => {
+            let id = s.to_str()?.to_owned();
+            (id, args.split_off(1))
+        }
+        (other, _) => {
+            return Err(mlua::Error::runtime(format!(
+                "stage.waitfor: expected an id string or a function, got {}",
+                other.type_name()
+            )))
+        }
+    };
+    let mut rest = rest.into_iter();
+    let first = rest.next();
+    let mut c = ctx_mut(lua)?;
+    match first {
+        None => {
+            let Some(h) = c.waitfors.map.get(&id).cloned() else {
+                return Ok(MultiValue::new());
+            };
+            drop(c);
+            let bound = bound_value(lua, &h.bound)?;
+            Ok(MultiValue::from_iter([Value::Function(h.f), bound]))
+        }
+        Some(Value::Nil) if rest.len() == 0 => {
+            c.waitfors.map.remove(&id);
+            Ok(MultiValue::new())
+        }
+        Some(Value::Function(f)) => {
+            c.waitfors.map.insert(
+                id.clone(),
+                Handler {
+                    f,
+                    bound: rest.collect(),
+                },
+            );
+            drop(c);
+            Ok(MultiValue::from_iter([Value::String(
+                lua.create_string(&id)?,
+            )]))
+        }
+        Some(v) => {
+            let h = c.waitfors.map.get_mut(&id).ok_or_else(|| {
+                mlua::Error::runtime(format!(
+                    "stage.waitfor: no callback '{id}' to bind arguments to"
+                ))
+            })?;
+            h.bound = std::iter::once(v).chain(rest).collect();
+            drop(c);
+            Ok(MultiValue::from_iter([Value::String(
+                lua.create_string(&id)?,
+            )]))
+        }
+    }
+}
+
+/// Bound arguments as `stage.waitfor("id")` reports them: one value as is, several as a table.
+fn bound_value(lua: &Lua, bound: &[Value]) -> mlua::Result<Value> {
+    match bound {
+        [] => Ok(Value::Nil),
+        [one] => Ok(one.clone()),
+        many => Ok(Value::Table(
+            lua.create_sequence_from(many.iter().cloned())?,
+        )),
+    }
+}
+
+/// Runs the callback for a delivery; errors are logged with their traceback, never raised.
+pub fn dispatch(lua: &Lua, d: Delivery) {
+    if let Err(e) = try_dispatch(lua, d) {
+        let name = ctx(lua).map(|c| c.name.clone()).unwrap_or_default();
+        log::error!("stage {name}: {e}");
+    }
+}
+
+fn try_dispatch(lua: &Lua, d: Delivery) -> mlua::Result<()> {
+    let (env, payload) = match Envelope::parse(&d.body) {
+        Ok(x) => x,
+        Err(e) => {
+            log::warn!("dropped a message: {e}");
+            return Ok(());
+        }
+    };
+    if env.deadline_ms != 0 && now_ms() > env.deadline_ms {
+        log::debug!("dropped a message past its deadline");
+        return Ok(());
+    }
+    let msgid = String::from_utf8_lossy(env.msgid).into_owned();
+    let sender = String::from_utf8_lossy(env.sender).into_owned();
+    let values = match value::decode_args(lua, payload) {
+        Ok(v) => v,
+        Err(e) => {
+            log::warn!("dropped message '{msgid}' from stage '{sender}': bad payload: {e}");
+            return Ok(());
+        }
+    };
+    let (key, fail) = split_fail(&msgid);
+    if let Some(err) = d.nack {
+        // Our own message came back: run its fail callback, or its reply callback with
+        // (nil, error), so the sender learns of the failure instead of waiting forever.
+        let (cb, args) = match fail {
+            Some(f) => (
+                f,
+                std::iter::once(Value::String(lua.create_string(&err)?))
+                    .chain(values)
+                    .collect(),
+            ),
+            None if key.contains('=') => (
+                reply_id(key),
+                MultiValue::from_iter([Value::Nil, Value::String(lua.create_string(&err)?)]),
+            ),
+            None => {
+                log::warn!("message '{key}' failed: {err}");
+                return Ok(());
+            }
+        };
+        let w = lua.create_table()?;
+        w.raw_set(0, cb)?;
+        w.raw_set("error", err.as_str())?;
+        call(lua, cb, w, args)?;
+        return Ok(());
+    }
+    let w = lua.create_table()?;
+    w.raw_set(0, key)?;
+    w.raw_set(1, d.from_instance)?;
+    if !sender.is_empty() {
+        w.raw_set(2, sender.as_str())?;
+    }
+    let lookup = key.split_once('=').map_or(key, |(id, _)| id);
+    let Some(results) = call(lua, lookup, w, values)? else {
+        return Ok(());
+    };
+    let own = ctx(lua)?.name.clone();
+    if !results.is_empty() && !sender.is_empty() && (key.contains('=') || sender != own) {
+        signal::reply(lua, &sender, d.from_instance, reply_id(key), results.iter())?;
+    }
+    Ok(())
+}
+
+/// Calls the handler for `id` with `_WAITFOR` set to `w`; restores the caller's `_WAITFOR`
+/// afterwards (a synchronous `":id"` signal nests dispatches). `None` if no handler matched.
+pub fn call(lua: &Lua, id: &str, w: Table, args: MultiValue) -> mlua::Result<Option<MultiValue>> {
+    let found = ctx(lua)?.waitfors.lookup(id);
+    let Some((matched, h)) = found else {
+        log::warn!("no stage.waitfor for '{id}'; message dropped");
+        return Ok(None);
+    };
+    w.raw_set(-1, matched)?;
+    let globals = lua.globals();
+    let previous: Value = globals.raw_get("_WAITFOR")?;
+    globals.raw_set("_WAITFOR", w)?;
+    let all: MultiValue = h.bound.into_iter().chain(args).collect();
+    let result = h.f.call::<MultiValue>(all);
+    globals.raw_set("_WAITFOR", previous)?;
+    result.map(Some)
+}
+
+/// Milliseconds since the Unix epoch (the clock of message deadlines).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,59 @@
+//! Command line of `stage-node`.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Hosts Lua stages with the stage.* API and links them to routers.
+#[derive(Debug, Parser)]
+#[command(
+    name = "stage-node",
+    version,
+    after_help = "Examples:\n  stage-node --stage hello=hello.lua                       (standalone: local signals only)\n  stage-node --router 127.0.0.1:7400 --stage game=game.lua --id 3\n  stage-node --router 10.0.0.1:7400 --router 10.0.0.2:7400 --secret-file /etc/stage/secret --stage rank=rank.lua --package /srv/stage/lib"
+)]
+pub struct Args {
+    /// Router to link to (repeatable). Without any, the node runs standalone.
+    #[arg(long = "router", value_name = "ADDR")]
+    pub routers: Vec<String>,
+    /// A stage to host: NAME=SCRIPT (repeatable).
+    #[arg(long = "stage", value_name = "NAME=SCRIPT", value_parser = parse_stage, required = true)]
+    pub stages: Vec<(String, PathBuf)>,
+    /// Instance number of this node's stages (1..16777215); assigned by the first router when absent.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=0x00ff_ffff))]
+    pub id: Option<u32>,
+    /// Directory to look for scripts in, after the working directory (repeatable, in order).
+    #[arg(long = "package", value_name = "DIR")]
+    pub packages: Vec<PathBuf>,
+    /// File holding the cluster secret to prove to routers.
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// Name of this node in router logs (default: its stage names and pid).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Largest frame accepted, in bytes.
+    #[arg(long, default_value_t = stage_proto::DEFAULT_MAX_FRAME)]
+    pub max_frame: usize,
+    /// Log filter: error, warn, info, debug, trace, or env_logger syntax.
+    #[arg(long, default_value = "info")]
+    pub log: String,
+}
+
+fn parse_stage(s: &str) -> Result<(String, PathBuf), String> {
+    let (name, script) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=SCRIPT (e.g. --stage game=game.lua)"))?;
+    if name.is_empty() || name.len() > 255 {
+        return Err(format!("'{s}': the stage name must be 1..255 bytes"));
+    }
+    if name.contains([':', '+', '=', '*', '@', '!', '>', '<']) {
+        return Err(format!(
+            "'{s}': a stage name may not contain any of : + = * @ ! > < (they are signal syntax)"
+        ));
+    }
+    if script.is_empty() {
+        return Err(format!(
+            "'{s}': missing script path (e.g. --stage game=game.lua)"
+        ));
+    }
+    Ok((name.to_owned(), PathBuf::from(script)))
+}

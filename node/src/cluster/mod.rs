@@ -1,0 +1,167 @@
+//! The node's side of the cluster: one link per router, and the choice of the link to send on.
+//!
+//! A node registers its stages with every router and sends through one live link, the first in
+//! `--router` order, switching only when that link is lost (luna-spec §1.7: switching per message
+//! would reorder a sender's stream).
+
+mod link;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use stage_proto::frame;
+use stage_proto::{Header, Kind, ServiceId};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::inbound::Inbound;
+use crate::node::{Outgoing, Undelivered};
+
+/// Who this node is, as told to routers.
+pub struct Identity {
+    pub node: String,
+    pub stages: Vec<String>,
+    pub secret: Option<Vec<u8>>,
+    pub max_frame: usize,
+}
+
+/// One welcomed router link.
+pub struct RouterLink {
+    /// Position in `--router` order.
+    order: usize,
+    addr: String,
+    /// Stage name ↔ class number on this router (router-assigned, so per link).
+    classes: RwLock<HashMap<String, u8>>,
+    names: RwLock<HashMap<u8, String>>,
+    /// Class number → index of our own stage, fixed at the welcome.
+    local: HashMap<u8, usize>,
+    tx: UnboundedSender<Bytes>,
+    alive: AtomicBool,
+}
+
+impl RouterLink {
+    fn class_of(&self, stage: &str) -> Option<u8> {
+        self.classes
+            .read()
+            .expect("classes lock")
+            .get(stage)
+            .copied()
+    }
+
+    fn name_of(&self, class: u8) -> String {
+        self.names
+            .read()
+            .expect("names lock")
+            .get(&class)
+            .cloned()
+            .unwrap_or_else(|| format!("class {class}"))
+    }
+
+    fn learn(&self, classes: &[(String, u32)]) {
+        let mut by_name = self.classes.write().expect("classes lock");
+        let mut by_class = self.names.write().expect("names lock");
+        for (name, class) in classes {
+            if let Ok(c) = u8::try_from(*class) {
+                by_name.insert(name.clone(), c);
+                by_class.insert(c, name.clone());
+            }
+        }
+    }
+}
+
+/// All router links of this node.
+pub struct Cluster {
+    identity: Identity,
+    instance: Arc<AtomicU32>,
+    inboxes: Vec<Sender<Inbound>>,
+    links: RwLock<Vec<Arc<RouterLink>>>,
+    /// Serialises handshakes so that the first router's instance assignment is used with the
+    /// others.
+    register_gate: tokio::sync::Mutex<()>,
+}
+
+impl Cluster {
+    /// `inboxes` are in the order of `identity.stages`.
+    pub fn new(
+        identity: Identity,
+        instance: Arc<AtomicU32>,
+        inboxes: Vec<Sender<Inbound>>,
+    ) -> Cluster {
+        Cluster {
+            identity,
+            instance,
+            inboxes,
+            links: RwLock::new(Vec::new()),
+            register_gate: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Starts one link task per router address; `ready` gets one message per router once its
+    /// first handshake finished (welcomed or refused), so start-up can wait for the cluster.
+    pub fn start(self: &Arc<Self>, routers: Vec<String>, ready: Sender<()>) {
+        for (order, addr) in routers.into_iter().enumerate() {
+            let cluster = self.clone();
+            let ready = ready.clone();
+            tokio::spawn(async move { link::maintain(cluster, order, addr, ready).await });
+        }
+    }
+
+    /// The link to send on: the first live one in router order.
+    fn current(&self) -> Option<Arc<RouterLink>> {
+        self.links
+            .read()
+            .expect("links lock")
+            .iter()
+            .find(|l| l.alive.load(Ordering::Relaxed))
+            .cloned()
+    }
+
+    fn add_link(&self, link: Arc<RouterLink>) {
+        let mut links = self.links.write().expect("links lock");
+        links.push(link);
+        links.sort_by_key(|l| l.order);
+    }
+
+    fn remove_link(&self, link: &Arc<RouterLink>) {
+        link.alive.store(false, Ordering::Relaxed);
+        self.links
+            .write()
+            .expect("links lock")
+            .retain(|l| !Arc::ptr_eq(l, link));
+    }
+
+    /// Frames and queues a message on the current link.
+    pub fn send(&self, out: Outgoing<'_>) -> Result<(), Undelivered> {
+        let Some(link) = self.current() else {
+            return Err(Undelivered {
+                why: "no router link is up".into(),
+                buf: out.buf,
+            });
+        };
+        let Some(class) = link.class_of(out.stage) else {
+            return Err(Undelivered {
+                why: format!("not registered with router {}", link.addr),
+                buf: out.buf,
+            });
+        };
+        let source_class = link.class_of(out.from_stage).unwrap_or(0);
+        let instance = self.instance.load(Ordering::Relaxed);
+        let header = Header {
+            kind: Kind::Message,
+            mode: out.mode as u8,
+            flags: stage_proto::Flags(out.flags),
+            target: ServiceId::new(class, out.instance).unwrap_or(ServiceId(0)),
+            source: ServiceId::new(source_class, instance).unwrap_or_default(),
+            key: out.key,
+        };
+        let frame = frame::finish(out.buf, header);
+        if link.tx.send(frame.raw).is_err() {
+            // The link died between the choice and the send; in-flight loss is allowed
+            // (at-most-once), but say so.
+            log::debug!("router link {} closed while sending", link.addr);
+        }
+        Ok(())
+    }
+}

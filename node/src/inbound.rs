@@ -1,0 +1,22 @@
+//! What a stage's main loop receives.
+
+use bytes::Bytes;
+
+/// A message for a stage: its envelope and payload as they arrived (or were built locally).
+#[derive(Debug)]
+pub struct Delivery {
+    /// Envelope followed by the BSON payload.
+    pub body: Bytes,
+    /// The sending node's instance number (where answers go), 0 if unknown.
+    pub from_instance: u32,
+    /// `Some(why)` when this is our own message coming back undelivered (a NACK).
+    pub nack: Option<String>,
+}
+
+/// An event in a stage's inbox.
+#[derive(Debug)]
+pub enum Inbound {
+    Message(Delivery),
+    /// Finish the current callback and leave the main loop.
+    Stop,
+}

@@ -1,0 +1,125 @@
+//! The node: its stages' inboxes, its instance number, and the way out to the cluster.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use stage_proto::frame::PREFIX_LEN;
+use stage_proto::{Flags, Mode};
+
+use crate::cluster::Cluster;
+use crate::inbound::{Delivery, Inbound};
+
+/// A message on its way out, its body built behind room for the frame prefix
+/// (`stage_proto::frame::begin`) so that no copy is needed to frame it.
+pub struct Outgoing<'a> {
+    pub stage: &'a str,
+    /// Exact instance, or 0 for the class (routed by `mode`).
+    pub instance: u32,
+    pub mode: Mode,
+    pub flags: u16,
+    pub key: u64,
+    pub from_stage: &'a str,
+    pub buf: Vec<u8>,
+}
+
+/// A message that could not be sent, handed back so the sender can turn it into a NACK.
+pub struct Undelivered {
+    pub why: String,
+    pub buf: Vec<u8>,
+}
+
+/// Shared by every stage thread and the cluster links.
+pub struct Node {
+    instance: Arc<AtomicU32>,
+    inboxes: HashMap<String, Sender<Inbound>>,
+    cluster: Option<Arc<Cluster>>,
+}
+
+impl Node {
+    pub fn new(
+        instance: Arc<AtomicU32>,
+        inboxes: HashMap<String, Sender<Inbound>>,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Node {
+        Node {
+            instance,
+            inboxes,
+            cluster,
+        }
+    }
+
+    /// This node's instance number (0 until a router assigned one).
+    pub fn instance(&self) -> u32 {
+        self.instance.load(Ordering::Relaxed)
+    }
+
+    pub fn hosts(&self, stage: &str) -> bool {
+        self.inboxes.contains_key(stage)
+    }
+
+    /// Queues a delivery for a local stage; false if there is no such stage or it stopped.
+    pub fn deliver_local(&self, stage: &str, d: Delivery) -> bool {
+        self.inboxes
+            .get(stage)
+            .is_some_and(|tx| tx.send(Inbound::Message(d)).is_ok())
+    }
+
+    /// Sends a message. Without routers (standalone), a stage of this node is its only member.
+    /// `Err` when no target could be reached at all; the caller decides about the NACK.
+    pub fn send(&self, out: Outgoing<'_>) -> Result<(), Undelivered> {
+        match &self.cluster {
+            Some(c) => c.send(out),
+            None => {
+                let standalone_member = out.instance == 0 || out.instance == self.instance();
+                if !(standalone_member && self.hosts(out.stage)) {
+                    return Err(Undelivered {
+                        why: "not on this node (standalone: no --router)".into(),
+                        buf: out.buf,
+                    });
+                }
+                self.loopback(out)
+            }
+        }
+    }
+
+    /// Sends an answer to `stage` on the node with `instance`: locally when that is us.
+    pub fn send_reply(&self, mut out: Outgoing<'_>) -> Result<(), Undelivered> {
+        out.flags |= Flags::REPLY;
+        out.mode = Mode::Direct;
+        let here = self.cluster.is_none() || out.instance == self.instance();
+        if here && self.hosts(out.stage) {
+            return self.loopback(out);
+        }
+        self.send(out)
+    }
+
+    /// Delivers an outgoing message to a stage of this node without framing it.
+    fn loopback(&self, out: Outgoing<'_>) -> Result<(), Undelivered> {
+        if !self.hosts(out.stage) {
+            return Err(Undelivered {
+                why: "not on this node".into(),
+                buf: out.buf,
+            });
+        }
+        let d = Delivery {
+            body: Bytes::from(out.buf).slice(PREFIX_LEN..),
+            from_instance: self.instance(),
+            nack: None,
+        };
+        if !self.deliver_local(out.stage, d) {
+            // Only while shutting down: the stage's loop has ended.
+            log::debug!("stage '{}' has stopped; message dropped", out.stage);
+        }
+        Ok(())
+    }
+
+    /// Asks every stage to leave its main loop.
+    pub fn stop_all(&self) {
+        for tx in self.inboxes.values() {
+            let _ = tx.send(Inbound::Stop);
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! A stage's main loop: one OS thread, one Lua VM, running the stage's main script, then its
+//! `waitfor` callbacks and `addtask` timers one at a time, never concurrently (DESIGN §5).
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mlua::Lua;
+
+use crate::api;
+use crate::inbound::Inbound;
+use crate::node::Node;
+
+/// A stage to run: its name and main script.
+#[derive(Debug, Clone)]
+pub struct StageSpec {
+    pub name: String,
+    pub script: PathBuf,
+}
+
+/// Per-VM state the `stage.*` functions work on (kept in the VM's app data).
+pub struct StageCtx {
+    pub node: Arc<Node>,
+    pub name: String,
+    pub waitfors: api::waitfor::Registry,
+    pub timers: api::addtask::Timers,
+}
+
+/// Starts the stage's thread.
+pub fn spawn(
+    node: Arc<Node>,
+    spec: StageSpec,
+    inbox: Receiver<Inbound>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("stage:{}", spec.name))
+        .spawn(move || {
+            let name = spec.name.clone();
+            match setup(node, &spec) {
+                Ok(lua) => main_loop(&lua, &name, inbox),
+                Err(e) => log::error!("stage {name}: cannot start: {e}"),
+            }
+        })
+}
+
+fn setup(node: Arc<Node>, spec: &StageSpec) -> mlua::Result<Lua> {
+    let lua = Lua::new();
+    lua.set_app_data(StageCtx {
+        node,
+        name: spec.name.clone(),
+        waitfors: Default::default(),
+        timers: Default::default(),
+    });
+    api::install(&lua, &spec.name)?;
+    let code = std::fs::read(&spec.script)
+        .map_err(|e| mlua::Error::runtime(format!("cannot read {}: {e}", spec.script.display())))?;
+    // A failing main script is logged; whatever it registered before failing keeps serving.
+    if let Err(e) = lua
+        .load(code)
+        .set_name(format!("@{}", spec.script.display()))
+        .exec()
+    {
+        log::error!("stage {}: main script: {e}", spec.name);
+    }
+    Ok(lua)
+}
+
+fn main_loop(lua: &Lua, name: &str, inbox: Receiver<Inbound>) {
+    loop {
+        let next = api::addtask::run_due(lua);
+        let wait = next.map_or(Duration::from_secs(3600), |t| {
+            t.saturating_duration_since(Instant::now())
+        });
+        match inbox.recv_timeout(wait) {
+            Ok(Inbound::Message(d)) => api::waitfor::dispatch(lua, d),
+            Ok(Inbound::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
+    log::debug!("stage {name}: main loop ended");
+}

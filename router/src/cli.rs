@@ -1,0 +1,55 @@
+//! Command line of `stage-router`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Forwards messages between stage nodes by service id.
+#[derive(Debug, Parser)]
+#[command(
+    name = "stage-router",
+    version,
+    after_help = "Examples:\n  stage-router --listen 127.0.0.1:7400\n  stage-router --listen 0.0.0.0:7400 --secret-file /etc/stage/secret --mode rank=hash\n  stage-router --listen 127.0.0.1:0 --script my-router.lua --log debug"
+)]
+pub struct Args {
+    /// Address to accept node links on (port 0 picks a free port; the log says which).
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    pub listen: SocketAddr,
+    /// Control script (default: lua/router.lua if present, else the built-in copy).
+    #[arg(long)]
+    pub script: Option<PathBuf>,
+    /// Forwarding mode of a stage name: NAME=MODE with MODE one of direct, roundrobin,
+    /// master, hash, random, broadcast. Repeatable; applied through the script's on_mode.
+    #[arg(long = "mode", value_name = "NAME=MODE", value_parser = parse_mode)]
+    pub modes: Vec<(String, String)>,
+    /// File holding the cluster secret; nodes must prove it to link.
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// Accept unauthenticated links on a non-loopback address (no --secret-file).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Largest frame accepted, in bytes.
+    #[arg(long, default_value_t = stage_proto::DEFAULT_MAX_FRAME)]
+    pub max_frame: usize,
+    /// Log filter: error, warn, info, debug, trace, or env_logger syntax.
+    #[arg(long, default_value = "info")]
+    pub log: String,
+}
+
+fn parse_mode(s: &str) -> Result<(String, String), String> {
+    let (name, mode) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=MODE (e.g. --mode rank=hash)"))?;
+    if name.is_empty() {
+        return Err(format!(
+            "'{s}' has an empty stage name (e.g. --mode rank=hash)"
+        ));
+    }
+    if stage_proto::Mode::parse_class_mode(mode).is_none() {
+        return Err(format!(
+            "unknown mode '{mode}' (expected direct, roundrobin, master, hash, random or broadcast)"
+        ));
+    }
+    Ok((name.to_owned(), mode.to_owned()))
+}

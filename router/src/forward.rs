@@ -1,0 +1,68 @@
+//! The hot path: pick the target(s) of a message and queue the very bytes that arrived.
+
+use stage_proto::frame::{self, Frame};
+use stage_proto::{Flags, Header, Kind, Mode, NackReason};
+
+use crate::link::Link;
+use crate::table::{Pick, Request, Table};
+
+/// What happened to a message, for the caller's log and counters.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered(usize),
+    /// Nobody took it and the sender asked for an answer: a NACK went back.
+    Nacked(NackReason),
+    /// Nobody took it and the sender did not ask for an answer.
+    Dropped(NackReason),
+}
+
+/// Forwards `frame` (a `Message`) received on `from`.
+pub fn forward(table: &Table, frame: &Frame, from: &Link) -> Outcome {
+    let h = &frame.header;
+    let mode = h.forward_mode().unwrap_or(Mode::Default);
+    let req = Request {
+        target: h.target,
+        mode,
+        key: h.flags.has(Flags::KEYED).then_some(h.key),
+        source: h.source,
+        from,
+    };
+    let delivered = match table.pick(&req) {
+        Pick::One(link) => usize::from(link.send(frame.raw.clone())),
+        Pick::All(links) => links
+            .into_iter()
+            .filter(|l| l.send(frame.raw.clone()))
+            .count(),
+        Pick::None => 0,
+    };
+    if delivered > 0 {
+        return Outcome::Delivered(delivered);
+    }
+    let reason = if table.class(h.target.class()).is_some() {
+        NackReason::NoMember
+    } else {
+        NackReason::UnknownClass
+    };
+    if h.flags.has(Flags::WANT_NACK) {
+        from.send(nack(h, frame.body(), reason));
+        Outcome::Nacked(reason)
+    } else {
+        Outcome::Dropped(reason)
+    }
+}
+
+/// A NACK for a message: addressed back to its source, carrying the original envelope and
+/// payload so the sender can tell which request failed.
+fn nack(h: &Header, body: &[u8], reason: NackReason) -> bytes::Bytes {
+    let mut buf = frame::begin(body.len());
+    buf.extend_from_slice(body);
+    let header = Header {
+        kind: Kind::Nack,
+        mode: reason as u8,
+        flags: h.flags,
+        target: h.source,
+        source: h.target,
+        key: h.key,
+    };
+    frame::finish(buf, header).raw
+}

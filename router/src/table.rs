@@ -1,0 +1,268 @@
+//! The forwarding table: per class, its name, forwarding mode and members.
+//!
+//! Members are kept sorted by service id (as luna does, luna-spec §1.4), so "lowest id" is the
+//! first live entry and every router holding the same registrations makes the same choices. The
+//! table is changed only by the control script (`router.route/master/mode`) and read by the hot
+//! path; round-robin cursors are atomics so that reading needs only a shared lock.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use hashring::HashRing;
+use rand::Rng;
+use stage_proto::{Mode, ServiceId};
+
+use crate::link::Link;
+
+/// Points each member gets on the hash ring: enough that keys spread evenly over a few members,
+/// and a leaving member's share is split among all the others.
+const VNODES: u32 = 64;
+
+/// A point on the hash ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct VNode {
+    id: ServiceId,
+    replica: u32,
+}
+
+impl Hash for VNode {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u32(self.id.0);
+        h.write_u32(self.replica);
+    }
+}
+
+/// One member of a class. `link` is `None` for a hole (`router.route(id, 0)`), which keeps the
+/// slot (and its hash share) reserved while the member is down.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: ServiceId,
+    pub link: Option<Arc<Link>>,
+}
+
+impl Member {
+    fn live(&self) -> Option<&Arc<Link>> {
+        self.link.as_ref().filter(|l| l.is_alive())
+    }
+}
+
+/// A class: every registered instance of one stage name.
+#[derive(Debug)]
+pub struct Class {
+    pub name: String,
+    pub mode: Mode,
+    pub members: Vec<Member>,
+    /// Token set by `router.master(class, token)`; 0 = the lowest live id.
+    pub master: u32,
+    ring: HashRing<VNode>,
+    cursor: AtomicUsize,
+}
+
+impl Class {
+    fn new(name: String) -> Class {
+        Class {
+            name,
+            mode: Mode::RoundRobin,
+            members: Vec::new(),
+            master: 0,
+            ring: HashRing::new(),
+            cursor: AtomicUsize::new(0),
+        }
+    }
+
+    fn set_ring(&mut self, id: ServiceId, present: bool) {
+        for replica in 0..VNODES {
+            let v = VNode { id, replica };
+            self.ring.remove(&v);
+            if present {
+                self.ring.add(v);
+            }
+        }
+    }
+}
+
+/// Where a frame should go.
+pub enum Pick<'a> {
+    One(&'a Arc<Link>),
+    All(Vec<&'a Arc<Link>>),
+    None,
+}
+
+/// What the selection needs to know about the frame and its sender.
+pub struct Request<'a> {
+    pub target: ServiceId,
+    pub mode: Mode,
+    pub key: Option<u64>,
+    pub source: ServiceId,
+    pub from: &'a Link,
+}
+
+/// The whole table: 256 class slots and the name index.
+#[derive(Debug)]
+pub struct Table {
+    classes: Vec<Option<Class>>,
+    names: HashMap<String, u8>,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Table {
+            classes: (0..256).map(|_| None).collect(),
+            names: HashMap::new(),
+        }
+    }
+}
+
+impl Table {
+    /// The class number of `name`, if it has one.
+    pub fn class_of(&self, name: &str) -> Option<u8> {
+        self.names.get(name).copied()
+    }
+
+    pub fn class(&self, class: u8) -> Option<&Class> {
+        self.classes[class as usize].as_ref()
+    }
+
+    /// The class number of `name`, creating the class if needed. `Ok((class, created))`.
+    pub fn ensure_class(&mut self, name: &str) -> Result<(u8, bool), String> {
+        if let Some(c) = self.class_of(name) {
+            return Ok((c, false));
+        }
+        let free = (1..=255u8)
+            .find(|c| self.classes[*c as usize].is_none())
+            .ok_or_else(|| format!("cannot add stage '{name}': all 255 classes are in use"))?;
+        self.classes[free as usize] = Some(Class::new(name.to_owned()));
+        self.names.insert(name.to_owned(), free);
+        Ok((free, true))
+    }
+
+    /// Every `(name, class)` pair.
+    pub fn class_list(&self) -> Vec<(String, u32)> {
+        let mut v: Vec<_> = self
+            .names
+            .iter()
+            .map(|(n, c)| (n.clone(), *c as u32))
+            .collect();
+        v.sort_by_key(|p| p.1);
+        v
+    }
+
+    fn class_mut(&mut self, class: u8) -> Result<&mut Class, String> {
+        self.classes[class as usize]
+            .as_mut()
+            .ok_or_else(|| format!("class {class} does not exist (use router.class(name))"))
+    }
+
+    /// `router.route`: insert or update `id` (link `None` = hole), or erase it (`erase`).
+    pub fn route(
+        &mut self,
+        id: ServiceId,
+        link: Option<Arc<Link>>,
+        erase: bool,
+    ) -> Result<(), String> {
+        let class = self.class_mut(id.class())?;
+        let pos = class.members.binary_search_by_key(&id, |m| m.id);
+        match (pos, erase) {
+            (Ok(i), true) => {
+                class.members.remove(i);
+                class.set_ring(id, false);
+            }
+            (Err(_), true) => {}
+            (Ok(i), false) => class.members[i].link = link,
+            (Err(i), false) => {
+                class.members.insert(i, Member { id, link });
+                class.set_ring(id, true);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn set_mode(&mut self, class: u8, mode: Mode) -> Result<(), String> {
+        self.class_mut(class)?.mode = mode;
+        Ok(())
+    }
+
+    pub fn set_master(&mut self, class: u8, token: u32) -> Result<(), String> {
+        self.class_mut(class)?.master = token;
+        Ok(())
+    }
+
+    /// Chooses the member(s) for a frame. Never blocks and never allocates except for
+    /// broadcast's list.
+    pub fn pick<'a>(&'a self, req: &Request<'_>) -> Pick<'a> {
+        let Some(class) = self.class(req.target.class()) else {
+            return Pick::None;
+        };
+        let live = || class.members.iter().filter_map(Member::live);
+        if !req.target.is_class() {
+            return match class.members.binary_search_by_key(&req.target, |m| m.id) {
+                Ok(i) => class.members[i].live().map_or(Pick::None, Pick::One),
+                Err(_) => Pick::None,
+            };
+        }
+        let mode = match req.mode {
+            Mode::Default => class.mode,
+            m => m,
+        };
+        match mode {
+            // A class in direct mode answers only frames naming an exact instance.
+            Mode::Direct | Mode::Default => Pick::None,
+            Mode::RoundRobin => round_robin(class, live()),
+            Mode::SameHost => {
+                let host = req.from.peer.ip();
+                round_robin(class, live().filter(|l| l.peer.ip() == host))
+            }
+            Mode::OtherHost => {
+                let host = req.from.peer.ip();
+                round_robin(class, live().filter(|l| l.peer.ip() != host))
+            }
+            Mode::Master => {
+                let chosen = (class.master != 0)
+                    .then(|| live().find(|l| l.token == class.master))
+                    .flatten()
+                    .or_else(|| live().next());
+                chosen.map_or(Pick::None, Pick::One)
+            }
+            Mode::Hash => {
+                let key = req.key.unwrap_or(req.source.0 as u64);
+                let Some(v) = class.ring.get(&key) else {
+                    return Pick::None;
+                };
+                match class.members.binary_search_by_key(&v.id, |m| m.id) {
+                    Ok(i) => class.members[i].live().map_or(Pick::None, Pick::One),
+                    Err(_) => Pick::None,
+                }
+            }
+            Mode::Random => {
+                let n = live().count();
+                if n == 0 {
+                    return Pick::None;
+                }
+                let k = rand::thread_rng().gen_range(0..n);
+                live().nth(k).map_or(Pick::None, Pick::One)
+            }
+            Mode::Broadcast => {
+                let all: Vec<_> = live().collect();
+                if all.is_empty() {
+                    Pick::None
+                } else {
+                    Pick::All(all)
+                }
+            }
+        }
+    }
+}
+
+fn round_robin<'a>(
+    class: &Class,
+    candidates: impl Iterator<Item = &'a Arc<Link>> + Clone,
+) -> Pick<'a> {
+    let n = candidates.clone().count();
+    if n == 0 {
+        return Pick::None;
+    }
+    let k = class.cursor.fetch_add(1, Ordering::Relaxed) % n;
+    candidates.clone().nth(k).map_or(Pick::None, Pick::One)
+}

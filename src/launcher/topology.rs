@@ -1,0 +1,700 @@
+//! Topology files: which routers and nodes `stage run` starts, and with which flags.
+//!
+//! A topology file is a Lua chunk returning a table, so it can compute values
+//! (for example read `os.getenv`):
+//!
+//! ```lua
+//! return {
+//!   routers = {
+//!     { name = "router", listen = "127.0.0.1:7400", mode = { svc = "hash" } },
+//!   },
+//!   nodes = {
+//!     { name = "alpha", router = { "127.0.0.1:7400" }, stage = { ping = "ping.lua" } },
+//!   },
+//! }
+//! ```
+//!
+//! Every entry needs a `name`, unique in the file, which prefixes the child's
+//! output. Every other key `k` becomes command-line flags of the child:
+//!
+//! | value                     | flags                                   |
+//! |---------------------------|-----------------------------------------|
+//! | string or number          | `--k VALUE`                             |
+//! | `true` / `false`          | `--k` / nothing                         |
+//! | list `{ a, b }`           | `--k a --k b`                           |
+//! | map `{ x = 1, y = 2 }`    | `--k x=1 --k y=2` (keys sorted)         |
+//!
+//! Underscores in keys become hyphens (`max_conn` → `--max-conn`), because
+//! Lua identifiers cannot contain hyphens while command-line flags use them.
+//! Flags are emitted in sorted key order, so the command line does not depend
+//! on Lua's table iteration order.
+//!
+//! The optional key `command = { PROGRAM, ARG... }` runs that program instead
+//! of a stage binary, which is useful for auxiliary processes such as a
+//! database next to the cluster; it replaces the generated command line.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use mlua::{Lua, Table, Value};
+
+/// What a child is: decides the `stage` subcommand and its start order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Router,
+    Node,
+}
+
+impl Role {
+    /// The `stage` subcommand that runs this role.
+    pub fn subcommand(self) -> &'static str {
+        match self {
+            Role::Router => "router",
+            Role::Node => "node",
+        }
+    }
+
+    /// The top-level topology key listing entries of this role.
+    fn list_key(self) -> &'static str {
+        match self {
+            Role::Router => "routers",
+            Role::Node => "nodes",
+        }
+    }
+}
+
+/// How to start an entry's process.
+#[derive(Debug, PartialEq)]
+pub enum Launch {
+    /// `stage <subcommand> FLAGS...`, generated from the entry's keys.
+    Stage(Vec<String>),
+    /// An arbitrary program given by the entry's `command` key.
+    Command { program: String, args: Vec<String> },
+}
+
+/// One child process of the cluster.
+#[derive(Debug, PartialEq)]
+pub struct Entry {
+    pub name: String,
+    pub role: Role,
+    pub launch: Launch,
+}
+
+/// A parsed topology file.
+#[derive(Debug)]
+pub struct Topology {
+    /// Directory holding the topology file; children run there so relative
+    /// script paths in the file resolve next to it.
+    pub dir: PathBuf,
+    /// Routers first, then nodes, each in file order.
+    pub entries: Vec<Entry>,
+}
+
+/// A topology that cannot be used, with the file it came from.
+#[derive(Debug)]
+pub struct TopologyError {
+    path: PathBuf,
+    message: String,
+}
+
+impl fmt::Display for TopologyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "topology {}: {}", self.path.display(), self.message)
+    }
+}
+
+/// Reads, evaluates and validates the topology file at `path`.
+pub fn load(path: &Path) -> Result<Topology, TopologyError> {
+    let fail = |message: String| TopologyError {
+        path: path.to_path_buf(),
+        message,
+    };
+    let source = std::fs::read(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+    let entries = parse(&source, &path.display().to_string()).map_err(fail)?;
+    // `parent` of a bare file name is "", which is the current directory.
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    // An absolute directory keeps `command` programs given by relative path
+    // unambiguous: they are looked up after the child changes directory.
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| fail(format!("cannot resolve its directory: {e}")))?;
+    Ok(Topology { dir, entries })
+}
+
+/// Evaluates topology source and turns it into entries, routers first.
+/// `chunk_name` names the file in Lua error messages.
+fn parse(source: &[u8], chunk_name: &str) -> Result<Vec<Entry>, String> {
+    let lua = Lua::new();
+    // The '@' prefix makes Lua report positions as "file:line:".
+    let value: Value = lua
+        .load(source)
+        .set_name(format!("@{chunk_name}"))
+        .eval()
+        .map_err(|e| {
+            // The position in the first line says where the error is; the
+            // Lua stack traceback after it would only add noise.
+            let message = e.to_string();
+            match message.split_once("\nstack traceback:") {
+                Some((head, _)) => head.to_string(),
+                None => message,
+            }
+        })?;
+
+    let Value::Table(table) = value else {
+        return Err(format!(
+            "the file must return a table like {{ routers = {{ ... }}, nodes = {{ ... }} }}, got {}",
+            lua_type(&value)
+        ));
+    };
+    let mut routers = Value::Nil;
+    let mut nodes = Value::Nil;
+    let mut unknown = Vec::new();
+    for (key, value) in map_pairs(&table, "the returned table")? {
+        match key.as_str() {
+            "routers" => routers = value,
+            "nodes" => nodes = value,
+            _ => unknown.push(format!("`{key}`")),
+        }
+    }
+    if !unknown.is_empty() {
+        let plural = if unknown.len() == 1 { "" } else { "s" };
+        return Err(format!(
+            "unknown top-level key{plural} {}; the valid keys are `routers` and `nodes`",
+            unknown.join(", ")
+        ));
+    }
+
+    let mut names = HashMap::new();
+    let mut entries = parse_list(routers, Role::Router, &mut names, true)?;
+    let standalone = entries.is_empty();
+    entries.extend(parse_list(nodes, Role::Node, &mut names, !standalone)?);
+    if entries.is_empty() {
+        return Err("no routers and no nodes; add at least one entry, \
+                    e.g. nodes = { { name = \"alpha\", stage = { ping = \"ping.lua\" } } }"
+            .to_string());
+    }
+    Ok(entries)
+}
+
+/// Parses the `routers` or `nodes` list (absent means empty).
+/// `names` maps every name seen so far to where it was declared.
+/// `routers_exist` tells whether nodes may name routers to connect to.
+fn parse_list(
+    value: Value,
+    role: Role,
+    names: &mut HashMap<String, String>,
+    routers_exist: bool,
+) -> Result<Vec<Entry>, String> {
+    let key = role.list_key();
+    let items = match value {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Table(table) => match classify(&table, key)? {
+            Shape::List(items) => items,
+            Shape::Map(_) => {
+                return Err(format!(
+                    "{key} must be a list of entries like {{ {{ name = \"...\", ... }} }}, \
+                     got a table with NAME = VALUE keys"
+                ))
+            }
+        },
+        other => {
+            return Err(format!(
+                "{key} must be a list of entries like {{ {{ name = \"...\", ... }} }}, got {}",
+                lua_type(&other)
+            ))
+        }
+    };
+    let mut entries = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let at = format!("{key}[{}]", index + 1);
+        let entry = parse_entry(item, role, &at, routers_exist)?;
+        if let Some(first) = names.insert(entry.name.clone(), at.clone()) {
+            return Err(format!(
+                "{at}.name \"{}\" is already used by {first}; names must be unique \
+                 because they label each child's output",
+                entry.name
+            ));
+        }
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// Parses one router or node table found at `at` (e.g. `nodes[2]`).
+fn parse_entry(value: Value, role: Role, at: &str, routers_exist: bool) -> Result<Entry, String> {
+    let Value::Table(table) = value else {
+        return Err(format!(
+            "{at} must be a table like {{ name = \"...\", ... }}, got {}",
+            lua_type(&value)
+        ));
+    };
+    let mut name = None;
+    let mut command = None;
+    let mut flag_keys = Vec::new();
+    let mut flags = Vec::new();
+    for (key, value) in map_pairs(&table, at)? {
+        let key_at = format!("{at}.{key}");
+        match key.as_str() {
+            "name" => name = Some(parse_name(value, &key_at)?),
+            "command" => command = Some(parse_command(value, &key_at)?),
+            "router" if role == Role::Node && !routers_exist => {
+                return Err(format!(
+                    "{key_at} connects to a router, but the topology defines no routers; \
+                     add a `routers` list, or remove `router` to run the node standalone"
+                ))
+            }
+            _ => {
+                if role == Role::Node && key == "stage" {
+                    check_stages(&value, &key_at)?;
+                }
+                push_flags(&mut flags, &key, value, &key_at)?;
+                flag_keys.push(format!("`{key}`"));
+            }
+        }
+    }
+    let name = name.ok_or_else(|| {
+        format!("{at} has no name; add name = \"...\" (a unique label for its output)")
+    })?;
+    let launch = match command {
+        None => Launch::Stage(flags),
+        Some(_) if !flag_keys.is_empty() => {
+            return Err(format!(
+                "{at} sets `command`, which replaces the generated command line, so its \
+                 other keys ({}) would be ignored; remove them or remove `command`",
+                flag_keys.join(", ")
+            ))
+        }
+        Some(launch) => launch,
+    };
+    Ok(Entry { name, role, launch })
+}
+
+/// Checks a node's `stage` key up front: the generic rules would turn a
+/// string or list into flags the node rejects with a less helpful message.
+fn check_stages(value: &Value, at: &str) -> Result<(), String> {
+    let got = match value {
+        Value::Table(table) => match classify(table, at)? {
+            Shape::List(items) if !items.is_empty() => "a list",
+            _ => return Ok(()),
+        },
+        other => lua_type(other),
+    };
+    Err(format!("{at} must be a table of NAME = SCRIPT, got {got}"))
+}
+
+/// Validates an entry name; it is printed as `[name]` before every line.
+fn parse_name(value: Value, at: &str) -> Result<String, String> {
+    let name = match value {
+        Value::String(s) => utf8(&s, at)?,
+        other => return Err(format!("{at} must be a string, got {}", lua_type(&other))),
+    };
+    if name.trim().is_empty() {
+        return Err(format!("{at} must not be empty"));
+    }
+    if name == "stage" {
+        return Err(format!(
+            "{at} \"stage\" is reserved for the launcher's own messages; pick another name"
+        ));
+    }
+    Ok(name)
+}
+
+/// Parses `command = { PROGRAM, ARG... }`.
+fn parse_command(value: Value, at: &str) -> Result<Launch, String> {
+    let usage = "must be a non-empty list like { \"/bin/sh\", \"-c\", \"...\" }";
+    let items = match value {
+        Value::Table(table) => match classify(&table, at)? {
+            Shape::List(items) if !items.is_empty() => items,
+            _ => return Err(format!("{at} {usage}")),
+        },
+        other => return Err(format!("{at} {usage}, got {}", lua_type(&other))),
+    };
+    let mut words = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        words.push(scalar(item, &format!("{at}[{}]", index + 1))?);
+    }
+    let program = words.remove(0);
+    Ok(Launch::Command {
+        program,
+        args: words,
+    })
+}
+
+/// Appends the flags for one entry key, following the table in the module docs.
+fn push_flags(flags: &mut Vec<String>, key: &str, value: Value, at: &str) -> Result<(), String> {
+    let flag = flag_name(key, at)?;
+    match value {
+        Value::Boolean(true) => flags.push(flag),
+        Value::Boolean(false) => {}
+        Value::Table(table) => match classify(&table, at)? {
+            Shape::List(items) => {
+                for (index, item) in items.into_iter().enumerate() {
+                    let item = scalar(item, &format!("{at}[{}]", index + 1))?;
+                    flags.extend([flag.clone(), item]);
+                }
+            }
+            Shape::Map(pairs) => {
+                for (name, item) in pairs {
+                    let item = scalar(item, &format!("{at}.{name}"))?;
+                    flags.extend([flag.clone(), format!("{name}={item}")]);
+                }
+            }
+        },
+        value @ (Value::String(_) | Value::Integer(_) | Value::Number(_)) => {
+            let value = scalar(value, at)?;
+            flags.extend([flag, value]);
+        }
+        other => {
+            return Err(format!(
+                "{at} must be a string, number, boolean, list or NAME = VALUE table, got {}",
+                lua_type(&other)
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Turns an entry key into a long flag, refusing keys a CLI could not parse.
+fn flag_name(key: &str, at: &str) -> Result<String, String> {
+    let valid = key.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        return Err(format!(
+            "{at}: the key cannot become a command-line flag; \
+             use letters, digits, `-` and `_`, starting with a letter or digit"
+        ));
+    }
+    Ok(format!("--{}", key.replace('_', "-")))
+}
+
+/// A flag value: a string or number. Anything deeper is refused rather than
+/// flattened, because no flattening would be obvious to the reader.
+fn scalar(value: Value, at: &str) -> Result<String, String> {
+    match value {
+        Value::String(s) => utf8(&s, at),
+        Value::Integer(i) => Ok(i.to_string()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Table(_) => Err(format!(
+            "{at} must be a string or number, got table; \
+             tables nest only one level (a list, or NAME = VALUE pairs)"
+        )),
+        other => Err(format!(
+            "{at} must be a string or number, got {}",
+            lua_type(&other)
+        )),
+    }
+}
+
+fn utf8(s: &mlua::String, at: &str) -> Result<String, String> {
+    s.to_str()
+        .map(|s| s.to_owned())
+        .map_err(|_| format!("{at} must be UTF-8 text"))
+}
+
+/// The two table layouts a topology uses.
+enum Shape {
+    /// Keys 1..=n, in order. An empty table is an empty list.
+    List(Vec<Value>),
+    /// String keys, sorted by key.
+    Map(Vec<(String, Value)>),
+}
+
+/// Tells lists from maps, refusing tables that mix both or have holes.
+fn classify(table: &Table, at: &str) -> Result<Shape, String> {
+    let mut items = Vec::new();
+    let mut pairs = Vec::new();
+    for pair in table.pairs::<Value, Value>() {
+        let (key, value) = pair.map_err(|e| format!("{at}: {e}"))?;
+        match key {
+            Value::Integer(index) => items.push((index, value)),
+            Value::String(key) => pairs.push((utf8(&key, &format!("a key in {at}"))?, value)),
+            other => {
+                return Err(format!(
+                    "{at} has a key of type {}; use a list or NAME = VALUE pairs",
+                    lua_type(&other)
+                ))
+            }
+        }
+    }
+    if !items.is_empty() && !pairs.is_empty() {
+        return Err(format!(
+            "{at} mixes list items with NAME = VALUE pairs; use one or the other"
+        ));
+    }
+    if !pairs.is_empty() {
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        return Ok(Shape::Map(pairs));
+    }
+    items.sort_by_key(|(index, _)| *index);
+    let contiguous = items
+        .iter()
+        .zip(1..)
+        .all(|((index, _), expected)| *index == expected);
+    if !contiguous {
+        return Err(format!(
+            "{at} is a list with holes or unusual indices; write it as {{ a, b, c }}"
+        ));
+    }
+    Ok(Shape::List(items.into_iter().map(|(_, v)| v).collect()))
+}
+
+/// The NAME = VALUE pairs of a table that must be a map (empty is fine).
+fn map_pairs(table: &Table, at: &str) -> Result<Vec<(String, Value)>, String> {
+    match classify(table, at)? {
+        Shape::Map(pairs) => Ok(pairs),
+        Shape::List(items) if items.is_empty() => Ok(Vec::new()),
+        Shape::List(_) => Err(format!("{at} must have NAME = VALUE keys, not list items")),
+    }
+}
+
+/// Lua's `type()` name: integers and floats are both "number" to Lua users.
+fn lua_type(value: &Value) -> &'static str {
+    match value {
+        Value::Integer(_) | Value::Number(_) => "number",
+        other => other.type_name(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(source: &str) -> Vec<Entry> {
+        parse(source.as_bytes(), "test.lua").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn error(source: &str) -> String {
+        match parse(source.as_bytes(), "test.lua") {
+            Ok(entries) => panic!("expected an error, got {entries:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn flags(entry: &Entry) -> Vec<&str> {
+        match &entry.launch {
+            Launch::Stage(flags) => flags.iter().map(String::as_str).collect(),
+            Launch::Command { .. } => panic!("{} has a command", entry.name),
+        }
+    }
+
+    #[test]
+    fn example_topology_becomes_flags() {
+        let entries = entries(
+            r#"
+            return {
+              routers = {
+                { name = "router", listen = "127.0.0.1:7400", mode = { svc = "hash" }, log = "info" },
+              },
+              nodes = {
+                { name = "alpha", router = { "127.0.0.1:7400" }, stage = { ping = "ping.lua" }, id = 1 },
+                { name = "beta",  router = { "127.0.0.1:7400" }, stage = { pong = "pong.lua" }, id = 2 },
+              },
+            }"#,
+        );
+        let summary: Vec<_> = entries.iter().map(|e| (e.name.as_str(), e.role)).collect();
+        assert_eq!(
+            summary,
+            [
+                ("router", Role::Router),
+                ("alpha", Role::Node),
+                ("beta", Role::Node)
+            ]
+        );
+        assert_eq!(
+            flags(&entries[0]),
+            [
+                "--listen",
+                "127.0.0.1:7400",
+                "--log",
+                "info",
+                "--mode",
+                "svc=hash"
+            ]
+        );
+        assert_eq!(
+            flags(&entries[1]),
+            [
+                "--id",
+                "1",
+                "--router",
+                "127.0.0.1:7400",
+                "--stage",
+                "ping=ping.lua"
+            ]
+        );
+    }
+
+    #[test]
+    fn routers_come_first_whatever_the_key_order() {
+        let entries = entries(
+            r#"return { nodes = { { name = "n", router = "r:1" } }, routers = { { name = "r" } } }"#,
+        );
+        assert_eq!(entries[0].name, "r");
+        assert_eq!(entries[1].name, "n");
+    }
+
+    #[test]
+    fn value_kinds_map_to_flags() {
+        let entries = entries(
+            r#"return { nodes = { {
+                name = "n",
+                verbose = true,
+                quiet = false,
+                ratio = 0.5,
+                max_conn = 3,
+                peer = { "a:1", "b:2" },
+                env = { zeta = "z", alpha = 1 },
+                empty = {},
+            } } }"#,
+        );
+        assert_eq!(
+            flags(&entries[0]),
+            [
+                "--env",
+                "alpha=1",
+                "--env",
+                "zeta=z",
+                "--max-conn",
+                "3",
+                "--peer",
+                "a:1",
+                "--peer",
+                "b:2",
+                "--ratio",
+                "0.5",
+                "--verbose",
+            ]
+        );
+    }
+
+    #[test]
+    fn topology_can_compute_values() {
+        let entries = entries(
+            r#"
+            local port = tonumber(os.getenv("STAGE_TEST_UNSET_VARIABLE") or "7400")
+            local nodes = {}
+            for i = 1, 2 do nodes[i] = { name = "n" .. i, id = i, router = "127.0.0.1:" .. port } end
+            return { routers = { { name = "r", listen = "127.0.0.1:" .. port } }, nodes = nodes }"#,
+        );
+        assert_eq!(
+            flags(&entries[2]),
+            ["--id", "2", "--router", "127.0.0.1:7400"]
+        );
+    }
+
+    #[test]
+    fn command_replaces_the_stage_command_line() {
+        let entries = entries(
+            r#"return { nodes = { { name = "db", command = { "/bin/sh", "-c", "exec db" } } } }"#,
+        );
+        assert_eq!(
+            entries[0].launch,
+            Launch::Command {
+                program: "/bin/sh".to_string(),
+                args: vec!["-c".to_string(), "exec db".to_string()],
+            }
+        );
+    }
+
+    #[test]
+    fn nodes_may_run_standalone() {
+        let entries =
+            entries(r#"return { nodes = { { name = "solo", stage = { a = "a.lua" } } } }"#);
+        assert_eq!(flags(&entries[0]), ["--stage", "a=a.lua"]);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let cases = [
+            (
+                "return { nodes = {}, servers = {} }",
+                "unknown top-level key `servers`; the valid keys are `routers` and `nodes`",
+            ),
+            (
+                r#"return { nodes = { { name = "a" }, { name = "b", stage = 5 } } }"#,
+                "nodes[2].stage must be a table of NAME = SCRIPT, got number",
+            ),
+            (
+                r#"return { nodes = { { name = "a", stage = { "x.lua" } } } }"#,
+                "nodes[1].stage must be a table of NAME = SCRIPT, got a list",
+            ),
+            (
+                r#"return { nodes = { { name = "a", x = { y = { 1 } } } } }"#,
+                "nodes[1].x.y must be a string or number, got table",
+            ),
+            (
+                r#"return { nodes = { { name = "a", x = { { 1 } } } } }"#,
+                "nodes[1].x[1] must be a string or number, got table",
+            ),
+            (
+                r#"return { routers = { { name = "a" } }, nodes = { { name = "a" } } }"#,
+                "nodes[1].name \"a\" is already used by routers[1]",
+            ),
+            (
+                r#"return { nodes = { { id = 1 } } }"#,
+                "nodes[1] has no name",
+            ),
+            (
+                r#"return { nodes = { { name = "a", router = "r:1" } } }"#,
+                "nodes[1].router connects to a router, but the topology defines no routers",
+            ),
+            ("return { routers = {} }", "no routers and no nodes"),
+            ("return 5", "the file must return a table"),
+            ("return {", "syntax error: test.lua:1:"),
+            ("error('boom')", "test.lua:1: boom"),
+            (
+                r#"return { nodes = { { name = "a", command = { "x" }, id = 1 } } }"#,
+                "nodes[1] sets `command`, which replaces the generated command line, \
+                 so its other keys (`id`) would be ignored",
+            ),
+            (
+                r#"return { nodes = { { name = "a", command = {} } } }"#,
+                "nodes[1].command must be a non-empty list",
+            ),
+            (
+                r#"return { nodes = { { name = "a", x = { 1, k = 2 } } } }"#,
+                "nodes[1].x mixes list items with NAME = VALUE pairs",
+            ),
+            (
+                r#"return { nodes = { { name = "a", x = { [1] = 1, [3] = 3 } } } }"#,
+                "nodes[1].x is a list with holes",
+            ),
+            (
+                r#"return { nodes = { { name = "a", ["-x"] = 1 } } }"#,
+                "nodes[1].-x: the key cannot become a command-line flag",
+            ),
+            (
+                r#"return { nodes = { { name = "a", x = print } } }"#,
+                "nodes[1].x must be a string, number, boolean, list or NAME = VALUE table, \
+                 got function",
+            ),
+            (r#"return { nodes = { "a" } }"#, "nodes[1] must be a table"),
+            (
+                r#"return { nodes = { name = "a" } }"#,
+                "nodes must be a list of entries",
+            ),
+            (
+                r#"return { nodes = { { name = "stage" } } }"#,
+                "is reserved",
+            ),
+        ];
+        for (source, expected) in cases {
+            let message = error(source);
+            assert!(
+                message.contains(expected),
+                "for {source}\n  got: {message}\n  expected it to contain: {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn lua_tracebacks_are_dropped() {
+        assert!(!error("error('boom')").contains("traceback"));
+    }
+}
