@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, default_value_t = stage_proto::DEFAULT_MAX_FRAME)]
     pub max_frame: usize,
     /// Log filter: error, warn, info, debug, trace, or env_logger syntax.
-    #[arg(long, default_value = "info")]
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
 }
 

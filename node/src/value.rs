@@ -728,7 +728,14 @@ fn read_value(
                 ));
             }
             let mut body = r.document()?;
-            let t = lua.create_table().map_err(lua_error)?;
+            // Size the table up front (saves rehashing as it grows).
+            let n = count_elements(body.buf).min(MAX_PRESIZE);
+            let t = if ty == T_ARRAY {
+                lua.create_table_with_capacity(n, 0)
+            } else {
+                lua.create_table_with_capacity(0, n)
+            }
+            .map_err(lua_error)?;
             if ty == T_ARRAY {
                 read_array(lua, &mut body, &t, depth + 1)?;
             } else {
@@ -765,6 +772,47 @@ fn read_value(
             )))
         }
     })
+}
+
+/// Upper bound on the capacity requested for a decoded table (a hint, not a limit).
+const MAX_PRESIZE: usize = 1 << 16;
+
+/// The number of elements in a document body, for sizing the table: a shallow pass that skips
+/// values by their lengths. Only a hint: 0 if anything looks wrong (the real parse reports it).
+fn count_elements(body: &[u8]) -> usize {
+    let mut r = Reader {
+        buf: body,
+        pos: 0,
+        base: 0,
+    };
+    let mut n = 0;
+    while !r.at_end() {
+        let skipped = (|| {
+            let ty = r.u8()?;
+            r.cstring()?;
+            let fixed = match ty {
+                T_DOUBLE | T_DATETIME | T_INT64 | 0x11 => 8,
+                T_INT32 => 4,
+                T_BOOL => 1,
+                T_NULL | 0x06 | 0x7F | 0xFF => 0,
+                T_OBJECT_ID => 12,
+                0x13 => 16,
+                T_STRING | 0x0D | T_SYMBOL => r.len("string")?,
+                T_BINARY => r.len("binary")? + 1,
+                T_DOCUMENT | T_ARRAY => {
+                    r.document()?;
+                    0
+                }
+                _ => return Err(malformed(0, "")),
+            };
+            r.take(fixed).map(|_| ())
+        })();
+        if skipped.is_err() {
+            return 0;
+        }
+        n += 1;
+    }
+    n
 }
 
 fn type_name(ty: u8) -> &'static str {

@@ -260,6 +260,11 @@ fn parse_entry(value: Value, role: Role, at: &str, routers_exist: bool) -> Resul
         format!("{at} has no name; add name = \"...\" (a unique label for its output)")
     })?;
     let launch = match command {
+        // A node also goes by its entry name in router logs and scripts (`info.node`).
+        None if role == Role::Node => {
+            flags.splice(0..0, ["--name".to_owned(), name.clone()]);
+            Launch::Stage(flags)
+        }
         None => Launch::Stage(flags),
         Some(_) if !flag_keys.is_empty() => {
             return Err(format!(
@@ -520,6 +525,8 @@ mod tests {
         assert_eq!(
             flags(&entries[1]),
             [
+                "--name",
+                "alpha",
                 "--id",
                 "1",
                 "--router",
@@ -556,6 +563,8 @@ mod tests {
         assert_eq!(
             flags(&entries[0]),
             [
+                "--name",
+                "n",
                 "--env",
                 "alpha=1",
                 "--env",
@@ -584,7 +593,7 @@ mod tests {
         );
         assert_eq!(
             flags(&entries[2]),
-            ["--id", "2", "--router", "127.0.0.1:7400"]
+            ["--name", "n2", "--id", "2", "--router", "127.0.0.1:7400"]
         );
     }
 
@@ -606,7 +615,7 @@ mod tests {
     fn nodes_may_run_standalone() {
         let entries =
             entries(r#"return { nodes = { { name = "solo", stage = { a = "a.lua" } } } }"#);
-        assert_eq!(flags(&entries[0]), ["--stage", "a=a.lua"]);
+        assert_eq!(flags(&entries[0]), ["--name", "solo", "--stage", "a=a.lua"]);
     }
 
     #[test]

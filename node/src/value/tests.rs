@@ -779,42 +779,51 @@ fn decoding_garbage_never_panics() {
     assert!(ok > 0 && ok < 20_000, "{ok} decoded");
 }
 
+/// Rough timings: `cargo test --release -p stage-node throughput -- --ignored --nocapture`.
 #[test]
 #[ignore]
-fn zz_throughput() {
+fn throughput() {
+    fn best_of(runs: u32, n: u32, mut f: impl FnMut()) -> std::time::Duration {
+        let mut best = std::time::Duration::MAX;
+        for _ in 0..runs {
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            best = best.min(t.elapsed() / n);
+        }
+        best
+    }
     let lua = new_lua();
-    let args = eval(
-        &lua,
-        r#"
-        local items = {}
-        for i = 1, 20 do items[i] = {id = i, name = "item" .. i, price = i * 1.25, tags = {"a", "b"}} end
-        return "user:42", {items = items, total = 1234, ok = true}, 7"#,
-    );
-    let mut buf = Vec::with_capacity(4096);
-    let n = 20_000;
-    let t = std::time::Instant::now();
-    for _ in 0..n {
-        buf.clear();
-        encode_args(&mut buf, args.iter()).unwrap();
+    for (name, code) in [
+        (
+            "records",
+            r#"local items = {}
+               for i = 1, 20 do
+                 items[i] = {id = i, name = "item" .. i, price = i * 1.25, tags = {"a", "b"}}
+               end
+               return "user:42", {items = items, total = 1234, ok = true}, 7"#,
+        ),
+        (
+            "1000 integers",
+            "local t = {} for i = 1, 1000 do t[i] = i end return t",
+        ),
+        (
+            "1000 strings",
+            "local t = {} for i = 1, 1000 do t[i] = 'x' .. i end return t",
+        ),
+    ] {
+        let args = eval(&lua, code);
+        let mut buf = Vec::new();
+        let enc = best_of(5, 2_000, || {
+            buf.clear();
+            encode_args(&mut buf, args.iter()).unwrap();
+        });
+        let dec = best_of(5, 2_000, || drop(decode_args(&lua, &buf).unwrap()));
+        let bson = best_of(5, 2_000, || drop(bson_doc(&buf)));
+        eprintln!(
+            "{name} ({} bytes): encode {enc:?}, decode {dec:?}, bson crate parse only {bson:?}",
+            buf.len()
+        );
     }
-    let enc = t.elapsed();
-    let t = std::time::Instant::now();
-    for _ in 0..n {
-        let v = decode_args(&lua, &buf).unwrap();
-        drop(v);
-    }
-    let dec = t.elapsed();
-    let t = std::time::Instant::now();
-    for _ in 0..n {
-        let d = bson::Document::from_reader(&mut &buf[..]).unwrap();
-        drop(d);
-    }
-    let bs = t.elapsed();
-    eprintln!(
-        "payload {} bytes: encode {:?}/op, decode {:?}/op, bson-crate parse only {:?}/op",
-        buf.len(),
-        enc / n,
-        dec / n,
-        bs / n
-    );
 }

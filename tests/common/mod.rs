@@ -1,0 +1,267 @@
+//! Harness for integration tests: real `stage-router` / `stage-node` processes on 127.0.0.1,
+//! their output collected line by line, killed when the test ends (pass or fail).
+#![allow(dead_code)] // each test binary uses its own subset of the harness
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Default bound for waiting on a line.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// A scratch directory for scripts and secrets, removed on drop.
+pub struct Scratch {
+    pub dir: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("stage-test-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create scratch directory");
+        Scratch { dir }
+    }
+
+    /// Writes `name` with `content`; returns its path.
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, content).expect("write scratch file");
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[derive(Default)]
+struct Lines {
+    out: Vec<String>,
+    err: Vec<String>,
+    closed: usize,
+}
+
+/// A child process whose stdout and stderr lines are collected.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    lines: Arc<(Mutex<Lines>, Condvar)>,
+}
+
+impl Proc {
+    /// Starts `bin` with `args` in `cwd`.
+    pub fn spawn(name: &str, bin: &str, args: &[&str], cwd: &Path) -> Proc {
+        Proc::spawn_env(name, bin, args, cwd, &[])
+    }
+
+    /// Starts `bin` with `args` in `cwd`, with extra environment variables.
+    pub fn spawn_env(
+        name: &str,
+        bin: &str,
+        args: &[&str],
+        cwd: &Path,
+        env: &[(&str, &str)],
+    ) -> Proc {
+        let mut child = Command::new(bin)
+            .args(args)
+            .envs(env.iter().copied())
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {bin}: {e}"));
+        let lines: Arc<(Mutex<Lines>, Condvar)> = Arc::default();
+        let out = child.stdout.take().expect("stdout");
+        let err = child.stderr.take().expect("stderr");
+        for (stream, is_err) in [
+            (Box::new(out) as Box<dyn std::io::Read + Send>, false),
+            (Box::new(err), true),
+        ] {
+            let lines = lines.clone();
+            let tag = name.to_owned();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if std::env::var_os("STAGE_TEST_ECHO").is_some() {
+                        eprintln!("[{tag}] {line}");
+                    }
+                    let (m, cv) = &*lines;
+                    let mut l = m.lock().unwrap();
+                    if is_err {
+                        l.err.push(line)
+                    } else {
+                        l.out.push(line)
+                    }
+                    cv.notify_all();
+                }
+                let (m, cv) = &*lines;
+                m.lock().unwrap().closed += 1;
+                cv.notify_all();
+            });
+        }
+        Proc {
+            name: name.to_owned(),
+            child,
+            lines,
+        }
+    }
+
+    /// Starts a router on an ephemeral loopback port; returns it and its address.
+    pub fn router(name: &str, extra: &[&str], cwd: &Path) -> (Proc, String) {
+        let mut args = vec!["--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let p = Proc::spawn(name, env!("CARGO_BIN_EXE_stage-router"), &args, cwd);
+        let line = p.wait_err("listening on ", WAIT);
+        let addr = line
+            .rsplit("listening on ")
+            .next()
+            .unwrap()
+            .trim()
+            .to_owned();
+        (p, addr)
+    }
+
+    /// Starts a node.
+    pub fn node(name: &str, args: &[&str], cwd: &Path) -> Proc {
+        Proc::spawn(name, env!("CARGO_BIN_EXE_stage-node"), args, cwd)
+    }
+
+    fn wait_for(
+        &self,
+        timeout: Duration,
+        mut found: impl FnMut(&Lines) -> Option<String>,
+    ) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let (m, cv) = &*self.lines;
+        let mut l = m.lock().unwrap();
+        loop {
+            if let Some(s) = found(&l) {
+                return Some(s);
+            }
+            let now = Instant::now();
+            if now >= deadline || l.closed == 2 {
+                return found(&l);
+            }
+            l = cv.wait_timeout(l, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Waits for a stdout line containing `needle`; panics with the output on timeout.
+    pub fn wait_out(&self, needle: &str, timeout: Duration) -> String {
+        self.wait_for(timeout, |l| {
+            l.out.iter().find(|s| s.contains(needle)).cloned()
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: no stdout line with {needle:?} within {timeout:?}\n{}",
+                self.name,
+                self.dump()
+            )
+        })
+    }
+
+    /// Waits for a stderr (log) line containing `needle`.
+    pub fn wait_err(&self, needle: &str, timeout: Duration) -> String {
+        self.wait_for(timeout, |l| {
+            l.err.iter().find(|s| s.contains(needle)).cloned()
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: no log line with {needle:?} within {timeout:?}\n{}",
+                self.name,
+                self.dump()
+            )
+        })
+    }
+
+    /// Waits until at least `n` stdout lines start with `prefix`; returns them.
+    pub fn wait_count(&self, prefix: &str, n: usize, timeout: Duration) -> Vec<String> {
+        let mut got = Vec::new();
+        self.wait_for(timeout, |l| {
+            got = l
+                .out
+                .iter()
+                .filter(|s| s.starts_with(prefix))
+                .cloned()
+                .collect();
+            (got.len() >= n).then(String::new)
+        });
+        assert!(
+            got.len() >= n,
+            "{}: {} of {n} lines {prefix:?} within {timeout:?}\n{}",
+            self.name,
+            got.len(),
+            self.dump()
+        );
+        got
+    }
+
+    /// Every stdout line so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.lines.0.lock().unwrap().out.clone()
+    }
+
+    /// Every stderr line so far.
+    pub fn stderr(&self) -> Vec<String> {
+        self.lines.0.lock().unwrap().err.clone()
+    }
+
+    pub fn dump(&self) -> String {
+        let l = self.lines.0.lock().unwrap();
+        format!(
+            "--- stdout\n{}\n--- stderr\n{}",
+            l.out.join("\n"),
+            l.err.join("\n")
+        )
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// kill -9, and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit within `timeout`; its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+/// A loopback port that was free a moment ago (for programs that need a fixed port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
