@@ -31,9 +31,17 @@ fn three_values_cross_the_router_and_come_back() {
     dir.write("b.lua", RECEIVER);
     dir.write("a.lua", SENDER);
     let (router, addr) = Proc::router("router", &[], &dir.dir);
-    let b = Proc::node("b", &["--router", &addr, "--stage", "b=b.lua", "--id", "2"], &dir.dir);
+    let b = Proc::node(
+        "b",
+        &["--router", &addr, "--stage", "b=b.lua", "--id", "2"],
+        &dir.dir,
+    );
     router.wait_err("registered b:2", WAIT);
-    let a = Proc::node("a", &["--router", &addr, "--stage", "a=a.lua", "--id", "1"], &dir.dir);
+    let a = Proc::node(
+        "a",
+        &["--router", &addr, "--stage", "a=a.lua", "--id", "1"],
+        &dir.dir,
+    );
 
     let recv = b.wait_out("RECV", WAIT);
     assert_eq!(recv, "RECV\t3\ttrue\ty\t2.5\tfloat\ta");
@@ -49,8 +57,15 @@ fn standalone_node_signals_its_own_stages() {
     let dir = Scratch::new("standalone");
     dir.write("b.lua", RECEIVER);
     dir.write("a.lua", SENDER);
-    let a = Proc::node("solo", &["--stage", "a=a.lua", "--stage", "b=b.lua"], &dir.dir);
-    assert_eq!(a.wait_out("BACK", WAIT), "BACK\t3\ttrue\ty\t3\t2.5\tfloat\ttrue\tb");
+    let a = Proc::node(
+        "solo",
+        &["--stage", "a=a.lua", "--stage", "b=b.lua"],
+        &dir.dir,
+    );
+    assert_eq!(
+        a.wait_out("BACK", WAIT),
+        "BACK\t3\ttrue\ty\t3\t2.5\tfloat\ttrue\tb"
+    );
     assert_eq!(a.wait_out("DOUBLED", WAIT), "DOUBLED\t42\ttwice");
     a.wait_err("standalone", WAIT);
 }

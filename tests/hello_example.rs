@@ -20,7 +20,10 @@ fn hello_cluster_exchanges_messages_and_stops_on_sigint() {
     // Both directions and both kinds of answer: ping → pong with a reply to `reply`, and
     // pong → ping (every third hello) with ping's return value back to pong's `ack`.
     stage.wait_out("[beta] pong: hello #1 from ping on node 1", WAIT);
-    stage.wait_out("[alpha] ping: pong answered hello #1: nice to meet you, I am pong on node 2", WAIT);
+    stage.wait_out(
+        "[alpha] ping: pong answered hello #1: nice to meet you, I am pong on node 2",
+        WAIT,
+    );
     stage.wait_out("[alpha] ping: news from pong: pong has seen 3 hellos", WAIT);
     stage.wait_out("[beta] pong: ping says: thanks for the news", WAIT);
     assert!(
@@ -30,7 +33,9 @@ fn hello_cluster_exchanges_messages_and_stops_on_sigint() {
     );
 
     stage.signal(libc::SIGINT);
-    let status = stage.wait_exit(Duration::from_secs(10)).expect("launcher exits after SIGINT");
+    let status = stage
+        .wait_exit(Duration::from_secs(10))
+        .expect("launcher exits after SIGINT");
     assert!(status.success(), "exit status {status}\n{}", stage.dump());
     stage.wait_err("[stage] stopped", WAIT);
     // Children stopped cleanly too (exit status 0, not killed).

@@ -3,8 +3,8 @@
 //! `addtask(ms, f, v...)` / `addtask(f, v...)` run `f(v...)` after `ms` (0: at the next turn of
 //! the loop). The first result decides what happens next: a number `n > 0` runs it again after
 //! `n` ms, `n <= 0` stops it, no result repeats with the previous interval (so `addtask(0, f)`
-//! runs once). `addtask(handle, nil)` cancels. Timers never run concurrently with the stage's
-//! `waitfor` callbacks.
+//! runs once). A task that raises an error is logged and stopped. `addtask(handle, nil)` cancels.
+//! Timers never run concurrently with the stage's `waitfor` callbacks.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -128,8 +128,9 @@ pub fn run_due(lua: &Lua) -> Option<Instant> {
             },
             Err(e) => {
                 let name = ctx(lua).map(|c| c.name.clone()).unwrap_or_default();
-                log::error!("stage {name}: task {}: {e}", handle(id));
-                Some(interval).filter(|i| *i > 0)
+                // Stop it: a timer that fails every time would flood the log at its rate.
+                log::error!("stage {name}: task {} stopped: {e}", handle(id));
+                None
             }
         };
         let Ok(mut c) = ctx_mut(lua) else { return None };
