@@ -69,3 +69,26 @@ fn standalone_node_signals_its_own_stages() {
     assert_eq!(a.wait_out("DOUBLED", WAIT), "DOUBLED\t42\ttwice");
     a.wait_err("standalone", WAIT);
 }
+
+/// A callback may answer with many values: all of them arrive (mlua before 0.12 overflowed the
+/// Lua stack converting more than ~20 results and aborted the node).
+#[test]
+fn sixty_values_answer_intact() {
+    let dir = Scratch::new("many");
+    dir.write(
+        "m.lua",
+        r##"
+stage.waitfor("many", function(n)
+  local t = {}
+  for i = 1, n do t[i] = "v" .. i end
+  return table.unpack(t, 1, n)
+end)
+stage.waitfor("got", function(...)
+  print("GOT", select("#", ...), (select(1, ...)), (select(60, ...)))
+end)
+stage.signal("m:many=got", 60)
+"##,
+    );
+    let node = Proc::node("many", &["--stage", "m=m.lua"], &dir.dir);
+    assert_eq!(node.wait_out("GOT", WAIT), "GOT\t60\tv1\tv60");
+}

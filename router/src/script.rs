@@ -183,7 +183,8 @@ fn install_api(lua: &Lua, router: Weak<Router>) -> mlua::Result<()> {
                 if i > 0 {
                     line.push('\t');
                 }
-                let s: mlua::String = lua.globals().get::<Function>("tostring")?.call(v.clone())?;
+                let s: mlua::LuaString =
+                    lua.globals().get::<Function>("tostring")?.call(v.clone())?;
                 line.push_str(&s.to_string_lossy());
             }
             log::info!(target: "router.lua", "{line}");

@@ -396,7 +396,7 @@ fn scalar(value: Value, at: &str) -> Result<String, String> {
     }
 }
 
-fn utf8(s: &mlua::String, at: &str) -> Result<String, String> {
+fn utf8(s: &mlua::LuaString, at: &str) -> Result<String, String> {
     s.to_str()
         .map(|s| s.to_owned())
         .map_err(|_| format!("{at} must be UTF-8 text"))

@@ -13,7 +13,7 @@ pub fn print(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
         if i > 0 {
             line.push(b'\t');
         }
-        let s: mlua::String = tostring.call(v)?;
+        let s: mlua::LuaString = tostring.call(v)?;
         line.extend_from_slice(&s.as_bytes());
     }
     line.push(b'\n');
