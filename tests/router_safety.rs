@@ -509,3 +509,97 @@ fn malformed_frame_closes_only_its_own_link() {
         "{closed:?}"
     );
 }
+
+#[test]
+fn node_with_a_secret_refuses_routers_that_cannot_prove_it() {
+    let dir = Scratch::new("routerproof");
+    dir.write("up.lua", UP);
+    let secret = dir.write("s.secret", "gamma-cluster-secret-000111222");
+    let secret = secret.to_str().unwrap();
+
+    // A router without any secret: the node will not join, and both sides log it.
+    let (open, addr) = Proc::router("open", &[], &dir.dir);
+    let node = Proc::node(
+        "node",
+        &[
+            "--router",
+            &addr,
+            "--stage",
+            "n=up.lua",
+            "--name",
+            "carefulnode",
+            "--secret-file",
+            secret,
+        ],
+        &dir.dir,
+    );
+    let line = node.wait_err("does not check the cluster secret", WAIT);
+    assert!(line.contains("ERROR"), "{line}");
+    open.wait_err("refused connection from", WAIT);
+    assert!(
+        open.stderr().iter().all(|l| !l.contains("registered")),
+        "{}",
+        open.dump()
+    );
+    drop(node);
+
+    // A fake router that claims to check a secret but cannot prove it in its welcome.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fake = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + WAIT;
+        let mut s = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("no node connected to the fake router: {e}"),
+            }
+        };
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        let challenge = Challenge {
+            version: stage_proto::PROTOCOL_VERSION,
+            router: "fake".into(),
+            nonce: handshake::nonce().to_vec(),
+            auth: true,
+        };
+        s.write_all(&challenge.to_frame().raw).unwrap();
+        let hello = Hello::from_frame(&parse(read_raw(&mut s).unwrap())).unwrap();
+        let welcome = Welcome {
+            instance: 1,
+            stages: vec![("n".into(), 0x0100_0001)],
+            classes: vec![("n".into(), 1)],
+            proof: handshake::welcome_proof(b"some other secret", &hello.nonce, &challenge.nonce),
+        };
+        s.write_all(&welcome.to_frame().raw).unwrap();
+        hello
+    });
+    let node = Proc::node(
+        "node2",
+        &[
+            "--router",
+            &fake,
+            "--stage",
+            "n=up.lua",
+            "--name",
+            "carefulnode",
+            "--secret-file",
+            secret,
+        ],
+        &dir.dir,
+    );
+    let hello = server.join().unwrap();
+    assert!(!hello.proof.is_empty(), "the node proves its secret");
+    let line = node.wait_err("failed to prove the cluster secret", WAIT);
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(
+        node.stderr()
+            .iter()
+            .all(|l| !l.contains("linked to router")),
+        "{}",
+        node.dump()
+    );
+}

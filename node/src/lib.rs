@@ -140,7 +140,7 @@ fn run(args: cli::Args) -> Result<(), String> {
         threads
             .push(stage::spawn(node.clone(), spec, rx).map_err(|e| format!("stage thread: {e}"))?);
     }
-    let signal = runtime.block_on(quit_signal());
+    let signal = runtime.block_on(stage_proto::shutdown::quit_signal());
     log::info!("{signal}: stopping");
     node.stop_all();
     for t in threads {
@@ -148,19 +148,4 @@ fn run(args: cli::Args) -> Result<(), String> {
     }
     runtime.shutdown_timeout(Duration::from_millis(500));
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM with the signal's name.
-async fn quit_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    }
 }

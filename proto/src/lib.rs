@@ -8,7 +8,8 @@
 //! len u32 | kind u8 | mode u8 | flags u16 | target u32 | source u32 | key u64 | body ...
 //! ```
 //!
-//! This crate has no Lua and no I/O policy: it only builds and checks bytes. Every decoder returns
+//! This crate has no Lua and no I/O policy: it builds and checks bytes, plus the two pieces of
+//! plumbing router and node share (the link [`writer`] and the quit [`shutdown`] signal). Every decoder returns
 //! an error value for malformed input and never panics, so a bad frame closes only its own link.
 
 pub mod codec;
@@ -18,6 +19,7 @@ pub mod frame;
 pub mod handshake;
 pub mod header;
 pub mod service;
+pub mod shutdown;
 pub mod writer;
 
 pub use codec::{FrameCodec, DEFAULT_MAX_FRAME};

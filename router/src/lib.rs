@@ -65,26 +65,10 @@ fn run(args: cli::Args) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         tokio::select! {
             r = server::serve(listener, settings, script, args.modes) => r,
-            s = quit_signal() => {
+            s = stage_proto::shutdown::quit_signal() => {
                 log::info!("{s}: stopping");
                 Ok(())
             }
         }
     })
-}
-
-/// Resolves on SIGINT or SIGTERM with the signal's name.
-async fn quit_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        // Without handlers the default action (exit) still stops the router.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    }
 }
