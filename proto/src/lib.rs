@@ -9,8 +9,9 @@
 //! ```
 //!
 //! This crate has no Lua and no I/O policy: it builds and checks bytes, plus the two pieces of
-//! plumbing router and node share (the link [`writer`] and the quit [`shutdown`] signal). Every decoder returns
-//! an error value for malformed input and never panics, so a bad frame closes only its own link.
+//! plumbing router and node share (the link [`writer`] and the quit [`shutdown`] signal). Every
+//! decoder returns an error value for malformed input and never panics, so a bad frame closes
+//! only its own link.
 
 pub mod codec;
 pub mod envelope;
