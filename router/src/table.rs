@@ -72,6 +72,13 @@ impl Class {
         }
     }
 
+    fn member(&self, id: ServiceId) -> Option<&Member> {
+        self.members
+            .binary_search_by_key(&id, |m| m.id)
+            .ok()
+            .map(|i| &self.members[i])
+    }
+
     fn set_ring(&mut self, id: ServiceId, present: bool) {
         for replica in 0..VNODES {
             let v = VNode { id, replica };
@@ -197,10 +204,10 @@ impl Table {
         };
         let live = || class.members.iter().filter_map(Member::live);
         if !req.target.is_class() {
-            return match class.members.binary_search_by_key(&req.target, |m| m.id) {
-                Ok(i) => class.members[i].live().map_or(Pick::None, Pick::One),
-                Err(_) => Pick::None,
-            };
+            return class
+                .member(req.target)
+                .and_then(Member::live)
+                .map_or(Pick::None, Pick::One);
         }
         let mode = match req.mode {
             Mode::Default => class.mode,
@@ -226,14 +233,21 @@ impl Table {
                 chosen.map_or(Pick::None, Pick::One)
             }
             Mode::Hash => {
+                // Without a key, the sender's id: one sender then sticks to one member.
                 let key = req.key.unwrap_or(req.source.0 as u64);
-                let Some(v) = class.ring.get(&key) else {
-                    return Pick::None;
-                };
-                match class.members.binary_search_by_key(&v.id, |m| m.id) {
-                    Ok(i) => class.members[i].live().map_or(Pick::None, Pick::One),
-                    Err(_) => Pick::None,
+                let owner = class.ring.get(&key).and_then(|v| class.member(v.id));
+                if let Some(link) = owner.and_then(Member::live) {
+                    return Pick::One(link);
                 }
+                // The owner is a hole or its link died: its keys go to the next live member on
+                // the ring while every other key keeps its owner (fixed hashing, luna-spec §3).
+                class
+                    .ring
+                    .get_with_replicas(&key, class.ring.len())
+                    .into_iter()
+                    .flatten()
+                    .find_map(|v| class.member(v.id).and_then(Member::live))
+                    .map_or(Pick::None, Pick::One)
             }
             Mode::Random => {
                 let n = live().count();
@@ -265,4 +279,115 @@ fn round_robin<'a>(
     }
     let k = class.cursor.fetch_add(1, Ordering::Relaxed) % n;
     candidates.clone().nth(k).map_or(Pick::None, Pick::One)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc::unbounded_channel;
+
+    fn link(token: u32) -> Arc<Link> {
+        let (tx, rx) = unbounded_channel();
+        std::mem::forget(rx); // keep the queue open for the test's lifetime
+        Arc::new(Link::new(
+            token,
+            format!("n{token}"),
+            "127.0.0.1:1".parse().unwrap(),
+            tx,
+        ))
+    }
+
+    fn pick_token(
+        t: &Table,
+        target: ServiceId,
+        mode: Mode,
+        key: Option<u64>,
+        from: &Link,
+    ) -> Option<u32> {
+        let req = Request {
+            target,
+            mode,
+            key,
+            source: ServiceId(0),
+            from,
+        };
+        match t.pick(&req) {
+            Pick::One(l) => Some(l.token),
+            _ => None,
+        }
+    }
+
+    /// A table with class `svc` and members 1..=3 on links 1..=3.
+    fn three() -> (Table, Vec<Arc<Link>>, u8) {
+        let mut t = Table::default();
+        let (class, _) = t.ensure_class("svc").unwrap();
+        let links: Vec<_> = (1..=3).map(link).collect();
+        for (i, l) in links.iter().enumerate() {
+            t.route(
+                ServiceId::new(class, i as u32 + 1).unwrap(),
+                Some(l.clone()),
+                false,
+            )
+            .unwrap();
+        }
+        (t, links, class)
+    }
+
+    #[test]
+    fn master_is_the_lowest_live_id_unless_set() {
+        let (mut t, links, class) = three();
+        let svc = ServiceId::new(class, 0).unwrap();
+        assert_eq!(pick_token(&t, svc, Mode::Master, None, &links[0]), Some(1));
+        links[0].kill();
+        assert_eq!(pick_token(&t, svc, Mode::Master, None, &links[1]), Some(2));
+        t.set_master(class, 3).unwrap();
+        assert_eq!(pick_token(&t, svc, Mode::Master, None, &links[1]), Some(3));
+    }
+
+    #[test]
+    fn a_hole_hands_only_its_own_keys_to_the_next_member() {
+        let (mut t, links, class) = three();
+        let svc = ServiceId::new(class, 0).unwrap();
+        let before: Vec<_> = (0..500u64)
+            .map(|k| pick_token(&t, svc, Mode::Hash, Some(k), &links[0]).unwrap())
+            .collect();
+        // route(id, 0): member 2 stays on the ring as a hole.
+        t.route(ServiceId::new(class, 2).unwrap(), None, false)
+            .unwrap();
+        for (k, owner) in before.iter().enumerate() {
+            let now = pick_token(&t, svc, Mode::Hash, Some(k as u64), &links[0]).unwrap();
+            if *owner == 2 {
+                assert_ne!(now, 2);
+            } else {
+                assert_eq!(now, *owner, "key {k} moved although its owner is alive");
+            }
+        }
+    }
+
+    #[test]
+    fn direct_reaches_only_the_named_instance() {
+        let (t, links, class) = three();
+        let two = ServiceId::new(class, 2).unwrap();
+        assert_eq!(pick_token(&t, two, Mode::Default, None, &links[0]), Some(2));
+        assert_eq!(
+            pick_token(
+                &t,
+                ServiceId::new(class, 9).unwrap(),
+                Mode::Default,
+                None,
+                &links[0]
+            ),
+            None
+        );
+        assert_eq!(
+            pick_token(
+                &t,
+                ServiceId::new(7, 0).unwrap(),
+                Mode::Default,
+                None,
+                &links[0]
+            ),
+            None
+        );
+    }
 }
