@@ -215,6 +215,7 @@ fn invalid_payload_is_forwarded_byte_identical() {
     );
 
     // Valid envelope, invalid BSON; odd flags and key: the whole frame must arrive as sent.
+    assert!(bson::Document::from_reader(&mut &GARBAGE[..]).is_err());
     let bad = body("ping", "src", GARBAGE);
     assert_eq!(src.target("sink", sink.instance), sink.id("sink"));
     for (i, target) in [src.target("sink", 0), src.target("sink", sink.instance)]

@@ -75,6 +75,10 @@ async fn read_hello(reader: &mut Reader) -> Result<Hello, String> {
         Err(_) => Err(format!("no hello within {HELLO_TIMEOUT:?}")),
         Ok(None) => Err("closed before the handshake".into()),
         Ok(Some(Err(e))) => Err(format!("malformed handshake frame: {e}")),
+        Ok(Some(Ok(f))) if f.header.kind == Kind::Refuse => Err(match Refuse::from_frame(&f) {
+            Ok(r) => format!("the node refused this router: {}", r.reason),
+            Err(e) => format!("the node refused this router: {e}"),
+        }),
         Ok(Some(Ok(f))) => Hello::from_frame(&f).map_err(|e| e.to_string()),
     }
 }

@@ -32,11 +32,16 @@ pub async fn maintain(cluster: Arc<Cluster>, order: usize, addr: String, ready: 
     let mut ready = Some(ready);
     let mut failures = 0u32;
     loop {
-        match connect(&cluster, order, &addr).await {
+        let outcome = connect(&cluster, order, &addr).await;
+        // Start-up waits for a first answer from each router, whatever it was; an unreachable
+        // router is not an answer.
+        if !matches!(outcome, Err(Failure::Io(_))) {
+            if let Some(r) = ready.take() {
+                let _ = r.send(());
+            }
+        }
+        match outcome {
             Ok((link, mut reader)) => {
-                if let Some(r) = ready.take() {
-                    let _ = r.send(());
-                }
                 backoff = MIN_BACKOFF;
                 failures = 0;
                 log::info!("linked to router {addr}");
@@ -45,11 +50,9 @@ pub async fn maintain(cluster: Arc<Cluster>, order: usize, addr: String, ready: 
                 log::warn!("lost router {addr}: {why}");
             }
             Err(Failure::Refused(reason)) => {
-                log::error!("router {addr} refused this node: {reason}");
-                if let Some(r) = ready.take() {
-                    let _ = r.send(());
-                }
+                log::error!("router {addr} refused this node: {reason}")
             }
+            Err(Failure::Declined(reason)) => log::error!("not linking to router {addr}: {reason}"),
             Err(Failure::Io(e)) => {
                 // Say it once, then quietly keep trying: a router that is still starting or
                 // restarting is normal.
@@ -66,7 +69,10 @@ pub async fn maintain(cluster: Arc<Cluster>, order: usize, addr: String, ready: 
 
 enum Failure {
     Io(String),
+    /// The router refused us.
     Refused(String),
+    /// We refused the router (it cannot prove the secret, or disagrees on our identity).
+    Declined(String),
 }
 
 async fn connect(
@@ -84,7 +90,7 @@ async fn connect(
     let challenge = Challenge::from_frame(&next_frame(&mut reader).await?)
         .map_err(|e| Failure::Io(e.to_string()))?;
     if challenge.version != PROTOCOL_VERSION {
-        return Err(Failure::Refused(format!(
+        return Err(Failure::Declined(format!(
             "router speaks protocol version {}, this node {PROTOCOL_VERSION}",
             challenge.version
         )));
@@ -102,7 +108,7 @@ async fn connect(
                 .raw,
             )
             .await;
-        return Err(Failure::Refused(reason.into()));
+        return Err(Failure::Declined(reason.into()));
     }
     let hello = Hello::answer(
         &challenge,
@@ -122,14 +128,14 @@ async fn connect(
     let welcome = Welcome::from_frame(&answer).map_err(|e| Failure::Io(e.to_string()))?;
     if let Some(secret) = &id.secret {
         if !handshake::verify_welcome(secret, &hello.nonce, &challenge.nonce, &welcome.proof) {
-            return Err(Failure::Refused(
+            return Err(Failure::Declined(
                 "router failed to prove the cluster secret (wrong secret on the router?)".into(),
             ));
         }
     }
     let mine = cluster.instance.load(Ordering::Relaxed);
     if mine != 0 && mine != welcome.instance {
-        return Err(Failure::Refused(format!(
+        return Err(Failure::Declined(format!(
             "router gave instance {} but this node is {mine}",
             welcome.instance
         )));
