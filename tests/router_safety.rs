@@ -87,7 +87,7 @@ impl Raw {
         let w = Welcome::from_frame(&answer).expect("a welcome");
         if let Some(secret) = secret {
             assert!(
-                handshake::verify_welcome(secret, &hello.nonce, &challenge.nonce, &w.proof),
+                handshake::verify_welcome(secret, &hello.nonce, &challenge.nonce, &w),
                 "the router's welcome does not prove the secret"
             );
         }
@@ -497,6 +497,52 @@ fn malformed_frame_closes_only_its_own_link() {
     wait_closed(&mut s, WAIT);
     assert_flows(&mut src, &mut sink, "after-badhello");
 
+    // A message claiming another member's source: its answers and NACKs would go astray.
+    let mut liar = Raw::connect(&addr, "liar", &["liar"], 0, None).expect("liar welcomed");
+    let forged = message(
+        liar.target("sink", 0),
+        src.id("src"),
+        0,
+        0,
+        &body("x", "liar", &bson_string("x")),
+    );
+    liar.send(&forged.raw);
+    wait_closed(&mut liar.s, WAIT);
+    let line = router.wait_err("protocol error: message from source", WAIT);
+    assert!(line.contains("liar"), "{line}");
+    assert_flows(&mut src, &mut sink, "after-spoof");
+
+    // An unknown forwarding mode byte.
+    let mut odd = Raw::connect(&addr, "oddmode", &["odd"], 0, None).expect("odd welcomed");
+    let f = message(
+        odd.target("sink", 0),
+        odd.id("odd"),
+        0,
+        0,
+        &body("x", "odd", &bson_string("x")),
+    );
+    let mut raw = f.raw.to_vec();
+    raw[5] = 99; // the mode byte follows the length prefix and the kind
+    odd.send(&raw);
+    wait_closed(&mut odd.s, WAIT);
+    router.wait_err("unknown forwarding mode 99", WAIT);
+    assert_flows(&mut src, &mut sink, "after-mode");
+
+    // Before the handshake a frame may not exceed 64 KiB, whatever --max-frame allows.
+    let (mut s, _) = open(&addr);
+    let mut frame = 70_000u32.to_le_bytes().to_vec();
+    frame.extend_from_slice(&[2; 60]);
+    s.write_all(&frame).unwrap();
+    let reason = Refuse::from_frame(&parse(read_raw(&mut s).expect("refuse")))
+        .unwrap()
+        .reason;
+    assert!(
+        reason.contains("exceeds the maximum of 65536 bytes"),
+        "{reason}"
+    );
+    wait_closed(&mut s, WAIT);
+    assert_flows(&mut src, &mut sink, "after-prehello");
+
     // Neither bad link took the good ones down, and only the bad ones were closed.
     let closed: Vec<String> = router
         .stderr()
@@ -573,7 +619,12 @@ fn node_with_a_secret_refuses_routers_that_cannot_prove_it() {
             instance: 1,
             stages: vec![("n".into(), 0x0100_0001)],
             classes: vec![("n".into(), 1)],
-            proof: handshake::welcome_proof(b"some other secret", &hello.nonce, &challenge.nonce),
+            proof: handshake::welcome_proof(
+                b"some other secret",
+                &hello.nonce,
+                &challenge.nonce,
+                hello.instance,
+            ),
         };
         s.write_all(&welcome.to_frame().raw).unwrap();
         hello

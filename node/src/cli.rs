@@ -42,14 +42,7 @@ fn parse_stage(s: &str) -> Result<(String, PathBuf), String> {
     let (name, script) = s
         .split_once('=')
         .ok_or_else(|| format!("'{s}' is not NAME=SCRIPT (e.g. --stage game=game.lua)"))?;
-    if name.is_empty() || name.len() > 255 {
-        return Err(format!("'{s}': the stage name must be 1..255 bytes"));
-    }
-    if name.contains([':', '+', '=', '*', '@', '!', '>', '<']) {
-        return Err(format!(
-            "'{s}': a stage name may not contain any of : + = * @ ! > < (they are signal syntax)"
-        ));
-    }
+    stage_proto::service::check_stage_name(name).map_err(|e| format!("'{s}': {e}"))?;
     if script.is_empty() {
         return Err(format!(
             "'{s}': missing script path (e.g. --stage game=game.lua)"

@@ -25,6 +25,9 @@ use clap::Parser;
 /// How long start-up waits for the routers before running the stages anyway.
 const LINK_WAIT: Duration = Duration::from_secs(3);
 
+/// How long stopping waits for the stages to finish their current callback.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// Runs a node with command-line `args` (program name first); returns the exit code.
 pub fn run_cli(args: Vec<OsString>) -> i32 {
     let args = match cli::Args::try_parse_from(args) {
@@ -134,7 +137,7 @@ fn run(args: cli::Args) -> Result<(), String> {
         log::info!("standalone: no --router, signals stay on this node");
     }
 
-    let node = Arc::new(node::Node::new(instance, inboxes, cluster));
+    let node = Arc::new(node::Node::new(instance, args.max_frame, inboxes, cluster));
     let mut threads = Vec::new();
     for (spec, rx) in specs.into_iter().zip(receivers) {
         threads
@@ -142,6 +145,18 @@ fn run(args: cli::Args) -> Result<(), String> {
     }
     let signal = runtime.block_on(stage_proto::shutdown::quit_signal());
     log::info!("{signal}: stopping");
+    // A stage stuck in a long callback must not keep the node from exiting: a second signal or
+    // the grace period ends it.
+    runtime.spawn(async {
+        let again = stage_proto::shutdown::quit_signal().await;
+        log::warn!("{again} again: exiting without waiting for the stages");
+        std::process::exit(1);
+    });
+    std::thread::spawn(|| {
+        std::thread::sleep(STOP_GRACE);
+        log::error!("stages did not stop within {STOP_GRACE:?}; exiting");
+        std::process::exit(1);
+    });
     node.stop_all();
     for t in threads {
         let _ = t.join();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use stage_proto::frame::PREFIX_LEN;
-use stage_proto::{Flags, Mode};
+use stage_proto::Mode;
 
 use crate::cluster::Cluster;
 use crate::inbound::{Delivery, Inbound};
@@ -34,6 +34,9 @@ pub struct Undelivered {
 /// Shared by every stage thread and the cluster links.
 pub struct Node {
     instance: Arc<AtomicU32>,
+    /// Largest frame (length prefix excluded) this node sends: a larger one would make the
+    /// router close our link.
+    max_frame: usize,
     inboxes: HashMap<String, Sender<Inbound>>,
     cluster: Option<Arc<Cluster>>,
 }
@@ -41,11 +44,13 @@ pub struct Node {
 impl Node {
     pub fn new(
         instance: Arc<AtomicU32>,
+        max_frame: usize,
         inboxes: HashMap<String, Sender<Inbound>>,
         cluster: Option<Arc<Cluster>>,
     ) -> Node {
         Node {
             instance,
+            max_frame,
             inboxes,
             cluster,
         }
@@ -54,6 +59,11 @@ impl Node {
     /// This node's instance number (0 until a router assigned one).
     pub fn instance(&self) -> u32 {
         self.instance.load(Ordering::Relaxed)
+    }
+
+    /// Largest frame this node sends or accepts.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
     }
 
     pub fn hosts(&self, stage: &str) -> bool {
@@ -70,6 +80,16 @@ impl Node {
     /// Sends a message. Without routers (standalone), a stage of this node is its only member.
     /// `Err` when no target could be reached at all; the caller decides about the NACK.
     pub fn send(&self, out: Outgoing<'_>) -> Result<(), Undelivered> {
+        let len = out.buf.len() - 4;
+        if len > self.max_frame {
+            return Err(Undelivered {
+                why: format!(
+                    "message of {len} bytes exceeds the maximum frame of {} bytes (--max-frame)",
+                    self.max_frame
+                ),
+                buf: out.buf,
+            });
+        }
         match &self.cluster {
             Some(c) => c.send(out),
             None => {
@@ -86,9 +106,7 @@ impl Node {
     }
 
     /// Sends an answer to `stage` on the node with `instance`: locally when that is us.
-    pub fn send_reply(&self, mut out: Outgoing<'_>) -> Result<(), Undelivered> {
-        out.flags |= Flags::REPLY;
-        out.mode = Mode::Direct;
+    pub fn send_reply(&self, out: Outgoing<'_>) -> Result<(), Undelivered> {
         let here = self.cluster.is_none() || out.instance == self.instance();
         if here && self.hosts(out.stage) {
             return self.loopback(out);

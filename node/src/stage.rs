@@ -12,6 +12,9 @@ use crate::api;
 use crate::inbound::Inbound;
 use crate::node::Node;
 
+/// Stack of a stage thread.
+const STACK_SIZE: usize = 16 << 20;
+
 /// A stage to run: its name and main script.
 #[derive(Debug, Clone)]
 pub struct StageSpec {
@@ -25,6 +28,8 @@ pub struct StageCtx {
     pub name: String,
     pub waitfors: api::waitfor::Registry,
     pub timers: api::addtask::Timers,
+    /// Nesting of synchronous `":id"` signals in progress.
+    pub sync_depth: u32,
 }
 
 /// Starts the stage's thread.
@@ -35,6 +40,8 @@ pub fn spawn(
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("stage:{}", spec.name))
+        // Lua calls nest on this stack (callbacks, synchronous signals, deep tables).
+        .stack_size(STACK_SIZE)
         .spawn(move || {
             let name = spec.name.clone();
             match setup(node, &spec) {
@@ -45,12 +52,14 @@ pub fn spawn(
 }
 
 fn setup(node: Arc<Node>, spec: &StageSpec) -> mlua::Result<Lua> {
+    crate::value::set_max_encoded(node.max_frame());
     let lua = Lua::new();
     lua.set_app_data(StageCtx {
         node,
         name: spec.name.clone(),
         waitfors: Default::default(),
         timers: Default::default(),
+        sync_depth: 0,
     });
     api::install(&lua, &spec.name)?;
     let code = std::fs::read(&spec.script)

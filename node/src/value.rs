@@ -84,6 +84,17 @@ use mlua::{Lua, MultiValue, Table, Value};
 /// Maximum nesting depth of tables (and of embedded documents/arrays when decoding).
 pub const MAX_DEPTH: usize = 32;
 
+thread_local! {
+    /// Bytes an encoding on this thread may reach before it is abandoned; a stage thread sets
+    /// it to its node's maximum frame size ([`set_max_encoded`]).
+    static MAX_ENCODED: std::cell::Cell<usize> = const { std::cell::Cell::new(stage_proto::DEFAULT_MAX_FRAME) };
+}
+
+/// Sets the size limit of encodings made on the calling thread.
+pub fn set_max_encoded(bytes: usize) {
+    MAX_ENCODED.with(|m| m.set(bytes));
+}
+
 /// A value that cannot cross the wire, or a payload that cannot be decoded.
 ///
 /// The message names where the problem is, e.g.
@@ -386,6 +397,14 @@ fn write_table(buf: &mut Vec<u8>, t: &Table, depth: usize) -> Result<u8, Fail> {
     if depth > MAX_DEPTH {
         return Err(Fail::new(format!(
             "table nesting deeper than {MAX_DEPTH} (cyclic table?)"
+        )));
+    }
+    // The depth limit alone lets a table that holds the same sub-table twice per level grow
+    // exponentially; stop at a size no frame can carry anyway.
+    let max = MAX_ENCODED.with(|m| m.get());
+    if buf.len() > max {
+        return Err(Fail::new(format!(
+            "payload larger than the maximum frame of {max} bytes (a table shared many times over?)"
         )));
     }
     let n = t.raw_len();

@@ -23,6 +23,13 @@ impl FrameCodec {
     }
 }
 
+impl FrameCodec {
+    /// Changes the limit, e.g. from a small pre-handshake cap to the configured maximum.
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame;
+    }
+}
+
 impl Default for FrameCodec {
     fn default() -> Self {
         FrameCodec::new(DEFAULT_MAX_FRAME)

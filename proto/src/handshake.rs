@@ -7,9 +7,12 @@
 //!              or Refuse    { reason }   (then the link closes)
 //! ```
 //! With a secret, `Hello.proof = HMAC-SHA256(secret, "stage-hello" | router nonce | node nonce |
-//! node name)` and `Welcome.proof = HMAC-SHA256(secret, "stage-welcome" | node nonce | router
-//! nonce)`, so each side proves the secret to the other without sending it, and a recorded
-//! handshake cannot be replayed against a fresh nonce. Handshake bodies are BSON documents: they
+//! node name | instance | stage names...)` and `Welcome.proof = HMAC-SHA256(secret,
+//! "stage-welcome" | node nonce | router nonce | instance)` (each part length-prefixed), so each
+//! side proves the secret to the other without sending it, the claims cannot be rewritten on the
+//! way, and a recorded handshake cannot be replayed against a fresh nonce. Frames after the
+//! handshake are not authenticated: a network that can be tampered with needs TLS or a VPN
+//! underneath (see docs/protocol.md). Handshake bodies are BSON documents: they
 //! are rare, so clarity wins over speed here.
 
 use bson::spec::BinarySubtype;
@@ -43,48 +46,100 @@ fn mac(secret: &[u8], label: &[u8], parts: &[&[u8]]) -> HmacSha256 {
     m
 }
 
+/// What a `Hello` proof covers besides the nonces: who the node is and what it registers, so
+/// none of it can be rewritten on the way without breaking the proof.
+fn hello_parts<'a>(
+    router_nonce: &'a [u8],
+    node_nonce: &'a [u8],
+    hello: &'a HelloClaims<'a>,
+) -> Vec<&'a [u8]> {
+    let mut parts = vec![
+        router_nonce,
+        node_nonce,
+        hello.node.as_bytes(),
+        &hello.instance[..],
+    ];
+    parts.extend(hello.stages.iter().map(|s| s.as_bytes()));
+    parts
+}
+
+/// The fields of a `Hello` its proof covers.
+pub struct HelloClaims<'a> {
+    pub node: &'a str,
+    pub stages: &'a [String],
+    pub instance: [u8; 4],
+}
+
+impl<'a> HelloClaims<'a> {
+    pub fn of(hello: &'a Hello) -> HelloClaims<'a> {
+        HelloClaims {
+            node: &hello.node,
+            stages: &hello.stages,
+            instance: hello.instance.to_le_bytes(),
+        }
+    }
+}
+
 /// The node's proof for a `Hello`.
-pub fn hello_proof(secret: &[u8], router_nonce: &[u8], node_nonce: &[u8], node: &str) -> Vec<u8> {
+pub fn hello_proof(
+    secret: &[u8],
+    router_nonce: &[u8],
+    node_nonce: &[u8],
+    claims: &HelloClaims,
+) -> Vec<u8> {
     mac(
         secret,
         b"stage-hello",
-        &[router_nonce, node_nonce, node.as_bytes()],
+        &hello_parts(router_nonce, node_nonce, claims),
     )
     .finalize()
     .into_bytes()
     .to_vec()
 }
 
-/// Checks a `Hello` proof in constant time.
-pub fn verify_hello(
-    secret: &[u8],
-    router_nonce: &[u8],
-    node_nonce: &[u8],
-    node: &str,
-    proof: &[u8],
-) -> bool {
+/// Checks a `Hello`'s proof in constant time.
+pub fn verify_hello(secret: &[u8], router_nonce: &[u8], hello: &Hello) -> bool {
+    let claims = HelloClaims::of(hello);
     mac(
         secret,
         b"stage-hello",
-        &[router_nonce, node_nonce, node.as_bytes()],
+        &hello_parts(router_nonce, &hello.nonce, &claims),
     )
-    .verify_slice(proof)
+    .verify_slice(&hello.proof)
     .is_ok()
 }
 
-/// The router's proof for a `Welcome`.
-pub fn welcome_proof(secret: &[u8], node_nonce: &[u8], router_nonce: &[u8]) -> Vec<u8> {
-    mac(secret, b"stage-welcome", &[node_nonce, router_nonce])
-        .finalize()
-        .into_bytes()
-        .to_vec()
+/// The router's proof for a `Welcome`: it knows the secret, and it gave this instance.
+pub fn welcome_proof(
+    secret: &[u8],
+    node_nonce: &[u8],
+    router_nonce: &[u8],
+    instance: u32,
+) -> Vec<u8> {
+    mac(
+        secret,
+        b"stage-welcome",
+        &[node_nonce, router_nonce, &instance.to_le_bytes()],
+    )
+    .finalize()
+    .into_bytes()
+    .to_vec()
 }
 
 /// Checks a `Welcome` proof in constant time.
-pub fn verify_welcome(secret: &[u8], node_nonce: &[u8], router_nonce: &[u8], proof: &[u8]) -> bool {
-    mac(secret, b"stage-welcome", &[node_nonce, router_nonce])
-        .verify_slice(proof)
-        .is_ok()
+pub fn verify_welcome(
+    secret: &[u8],
+    node_nonce: &[u8],
+    router_nonce: &[u8],
+    welcome: &Welcome,
+) -> bool {
+    mac(
+        secret,
+        b"stage-welcome",
+        &[node_nonce, router_nonce, &welcome.instance.to_le_bytes()],
+    )
+    .verify_slice(&welcome.proof)
+    .is_ok()
 }
 
 /// Reads a cluster secret file: its content with surrounding whitespace trimmed (so a trailing
@@ -101,8 +156,18 @@ pub fn read_secret_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
             path.display()
         ));
     }
+    if secret.len() < MIN_SECRET {
+        log::warn!(
+            "secret file {} holds only {} bytes; use at least {MIN_SECRET} random bytes, or a captured handshake can be brute-forced offline",
+            path.display(),
+            secret.len()
+        );
+    }
     Ok(secret)
 }
+
+/// Secrets shorter than this get a warning.
+const MIN_SECRET: usize = 16;
 
 fn bin(bytes: &[u8]) -> Bson {
     Bson::Binary(Binary {
@@ -268,19 +333,19 @@ impl Hello {
         instance: u32,
         secret: Option<&[u8]>,
     ) -> Hello {
-        let nonce = nonce().to_vec();
-        let proof = secret
-            .map(|s| hello_proof(s, &challenge.nonce, &nonce, node))
-            .unwrap_or_default();
-        Hello {
+        let mut hello = Hello {
             version: PROTOCOL_VERSION,
             node: node.to_owned(),
             pid: std::process::id(),
             stages,
             instance,
-            nonce,
-            proof,
+            nonce: nonce().to_vec(),
+            proof: Vec::new(),
+        };
+        if let Some(s) = secret {
+            hello.proof = hello_proof(s, &challenge.nonce, &hello.nonce, &HelloClaims::of(&hello));
         }
+        hello
     }
 }
 
@@ -370,15 +435,18 @@ mod tests {
         let h = Hello::answer(&c, "alpha", vec!["ping".into()], 3, Some(b"s3cret"));
         let got = Hello::from_frame(&h.to_frame()).unwrap();
         assert_eq!(got, h);
-        assert!(verify_hello(
-            b"s3cret", &c.nonce, &got.nonce, "alpha", &got.proof
-        ));
-        assert!(!verify_hello(
-            b"wrong", &c.nonce, &got.nonce, "alpha", &got.proof
-        ));
-        assert!(!verify_hello(
-            b"s3cret", &c.nonce, &got.nonce, "beta", &got.proof
-        ));
+        assert!(verify_hello(b"s3cret", &c.nonce, &got));
+        assert!(!verify_hello(b"wrong", &c.nonce, &got));
+        // Every claim is covered: rewriting any of them breaks the proof.
+        let mut forged = got.clone();
+        forged.node = "beta".into();
+        assert!(!verify_hello(b"s3cret", &c.nonce, &forged));
+        let mut forged = got.clone();
+        forged.instance = 4;
+        assert!(!verify_hello(b"s3cret", &c.nonce, &forged));
+        let mut forged = got.clone();
+        forged.stages.push("extra".into());
+        assert!(!verify_hello(b"s3cret", &c.nonce, &forged));
     }
 
     #[test]
@@ -387,10 +455,13 @@ mod tests {
             instance: 7,
             stages: vec![("ping".into(), 0x0100_0007)],
             classes: vec![("ping".into(), 1), ("pong".into(), 2)],
-            proof: welcome_proof(b"k", b"n1", b"n2"),
+            proof: welcome_proof(b"k", b"n1", b"n2", 7),
         };
         assert_eq!(Welcome::from_frame(&w.to_frame()).unwrap(), w);
-        assert!(verify_welcome(b"k", b"n1", b"n2", &w.proof));
+        assert!(verify_welcome(b"k", b"n1", b"n2", &w));
+        let mut forged = w.clone();
+        forged.instance = 8;
+        assert!(!verify_welcome(b"k", b"n1", b"n2", &forged));
         let r = Refuse {
             reason: "bad proof".into(),
         };

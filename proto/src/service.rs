@@ -41,6 +41,22 @@ impl fmt::Display for ServiceId {
     }
 }
 
+/// Characters a stage name may not contain: they are signal-target syntax (stage-spec §8).
+pub const NAME_SYNTAX: [char; 8] = [':', '+', '=', '*', '@', '!', '>', '<'];
+
+/// Checks a stage name: 1..=255 bytes, none of [`NAME_SYNTAX`], no control characters.
+pub fn check_stage_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 255 {
+        return Err(format!("stage name '{name}' must be 1..255 bytes"));
+    }
+    if name.contains(NAME_SYNTAX) || name.chars().any(char::is_control) {
+        return Err(format!(
+            "stage name '{name}' may not contain control characters or any of : + = * @ ! > < (they are signal syntax)"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +68,13 @@ mod tests {
         assert_eq!((id.class(), id.instance()), (5, 0x12_3456));
         assert!(ServiceId::new(5, 0).unwrap().is_class());
         assert!(ServiceId::new(1, MAX_INSTANCE + 1).is_none());
+    }
+
+    #[test]
+    fn stage_names() {
+        assert!(check_stage_name("game_1.x").is_ok());
+        for bad in ["", "a:b", "a+b", "x\n", &"n".repeat(256)] {
+            assert!(check_stage_name(bad).is_err(), "{bad:?}");
+        }
     }
 }

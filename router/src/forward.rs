@@ -1,7 +1,7 @@
 //! The hot path: pick the target(s) of a message and queue the very bytes that arrived.
 
 use stage_proto::frame::{self, Frame};
-use stage_proto::{Flags, Header, Kind, Mode, NackReason};
+use stage_proto::{Flags, FrameError, Header, Kind, NackReason};
 
 use crate::link::Link;
 use crate::table::{Pick, Request, Table};
@@ -9,17 +9,18 @@ use crate::table::{Pick, Request, Table};
 /// What happened to a message, for the caller's log and counters.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
-    Delivered(usize),
+    Delivered,
     /// Nobody took it and the sender asked for an answer: a NACK went back.
     Nacked(NackReason),
     /// Nobody took it and the sender did not ask for an answer.
     Dropped(NackReason),
 }
 
-/// Forwards `frame` (a `Message`) received on `from`.
-pub fn forward(table: &Table, frame: &Frame, from: &Link) -> Outcome {
+/// Forwards `frame` (a `Message`) received on `from`; an unknown mode byte is a malformed
+/// frame.
+pub fn forward(table: &Table, frame: &Frame, from: &Link) -> Result<Outcome, FrameError> {
     let h = &frame.header;
-    let mode = h.forward_mode().unwrap_or(Mode::Default);
+    let mode = h.forward_mode()?;
     let req = Request {
         target: h.target,
         mode,
@@ -36,19 +37,19 @@ pub fn forward(table: &Table, frame: &Frame, from: &Link) -> Outcome {
         Pick::None => 0,
     };
     if delivered > 0 {
-        return Outcome::Delivered(delivered);
+        return Ok(Outcome::Delivered);
     }
     let reason = if table.class(h.target.class()).is_some() {
         NackReason::NoMember
     } else {
         NackReason::UnknownClass
     };
-    if h.flags.has(Flags::WANT_NACK) {
+    Ok(if h.flags.has(Flags::WANT_NACK) {
         from.send(nack(h, frame.body(), reason));
         Outcome::Nacked(reason)
     } else {
         Outcome::Dropped(reason)
-    }
+    })
 }
 
 /// A NACK for a message: addressed back to its source, carrying the original envelope and

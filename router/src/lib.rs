@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod forward;
 pub mod link;
+pub mod ring;
 pub mod script;
 pub mod server;
 pub mod session;
@@ -59,7 +60,7 @@ fn run(args: cli::Args) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -70,5 +71,8 @@ fn run(args: cli::Args) -> Result<(), String> {
                 Ok(())
             }
         }
-    })
+    });
+    // Sessions still running are cut off rather than waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
 }

@@ -40,9 +40,17 @@ impl Link {
         self.alive.store(false, Ordering::Relaxed);
     }
 
-    /// Queues a frame; false when the link is gone.
+    /// Queues a frame; false when the link is gone. A failed send marks the link dead, so the
+    /// modes stop picking it before its session has finished closing.
     pub fn send(&self, frame: Bytes) -> bool {
-        self.is_alive() && self.tx.send(frame).is_ok()
+        if !self.is_alive() {
+            return false;
+        }
+        let sent = self.tx.send(frame).is_ok();
+        if !sent {
+            self.kill();
+        }
+        sent
     }
 }
 

@@ -160,16 +160,28 @@ fn install_api(lua: &Lua, router: Weak<Router>) -> mlua::Result<()> {
         "members",
         lua.create_function(move |lua, class: i64| {
             let router = router_of(&r)?;
-            let table = router.table.read().expect("table lock");
+            // Copy out first: building Lua tables can run finalizers that call router.* and
+            // would deadlock on the table lock.
+            let members: Vec<(u32, u32, bool)> = {
+                let table = router.table.read().expect("table lock");
+                table.class(class_arg(class)?).map_or_else(Vec::new, |c| {
+                    c.members
+                        .iter()
+                        .map(|m| {
+                            let token = m.link.as_ref().map_or(0, |l| l.token);
+                            let alive = m.link.as_ref().is_some_and(|l| l.is_alive());
+                            (m.id.0, token, alive)
+                        })
+                        .collect()
+                })
+            };
             let out = lua.create_table()?;
-            if let Some(c) = table.class(class_arg(class)?) {
-                for m in &c.members {
-                    let e = lua.create_table()?;
-                    e.set("id", m.id.0)?;
-                    e.set("token", m.link.as_ref().map_or(0, |l| l.token))?;
-                    e.set("alive", m.link.as_ref().is_some_and(|l| l.is_alive()))?;
-                    out.push(e)?;
-                }
+            for (id, token, alive) in members {
+                let e = lua.create_table()?;
+                e.set("id", id)?;
+                e.set("token", token)?;
+                e.set("alive", alive)?;
+                out.push(e)?;
             }
             Ok(out)
         })?,

@@ -22,13 +22,20 @@ use crate::server::Router;
 /// How long a new connection may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Largest frame accepted before the handshake: a hello is small, and an unauthenticated peer
+/// must not make the router reserve the full maximum.
+const HANDSHAKE_MAX_FRAME: usize = 64 * 1024;
+
+/// Stages one node may register: bounds what one hello can take of the 255 class numbers.
+const MAX_STAGES_PER_NODE: usize = 64;
+
 type Reader = FramedRead<OwnedReadHalf, FrameCodec>;
 
 /// Serves one connection until it closes.
 pub async fn run(router: Arc<Router>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let (rd, mut wr) = stream.into_split();
-    let mut reader = FramedRead::new(rd, FrameCodec::new(router.settings.max_frame));
+    let mut reader = FramedRead::new(rd, FrameCodec::new(HANDSHAKE_MAX_FRAME));
 
     let challenge = Challenge {
         version: PROTOCOL_VERSION,
@@ -63,8 +70,11 @@ pub async fn run(router: Arc<Router>, stream: TcpStream, peer: SocketAddr) {
             return;
         }
     };
+    reader
+        .decoder_mut()
+        .set_max_frame(router.settings.max_frame);
     let writer = tokio::spawn(write_frames(rx, wr));
-    let reason = read_loop(&router, &link, &mut reader).await;
+    let reason = read_loop(&router, &link, instance, &mut reader).await;
     link.kill();
     writer.abort();
     unregister(&router, &link, instance, &reason);
@@ -96,13 +106,7 @@ fn authenticate(router: &Router, challenge: &Challenge, hello: &Hello) -> Result
     if hello.proof.is_empty() {
         return Err("no proof of the cluster secret (start the node with --secret-file)".into());
     }
-    if !handshake::verify_hello(
-        secret,
-        &challenge.nonce,
-        &hello.nonce,
-        &hello.node,
-        &hello.proof,
-    ) {
+    if !handshake::verify_hello(secret, &challenge.nonce, hello) {
         return Err("wrong cluster secret".into());
     }
     Ok(())
@@ -125,13 +129,22 @@ fn register(
     challenge: &Challenge,
     hello: &Hello,
 ) -> Result<u32, String> {
-    let mut guard = router.control.lock().expect("control lock");
-    let control = guard.as_mut().ok_or("router is starting")?;
+    if hello.stages.len() > MAX_STAGES_PER_NODE {
+        return Err(format!(
+            "{} stages in one node; at most {MAX_STAGES_PER_NODE}",
+            hello.stages.len()
+        ));
+    }
+    for name in &hello.stages {
+        stage_proto::service::check_stage_name(name)?;
+    }
     let mut names: Vec<&String> = hello.stages.iter().collect();
     names.sort();
     if names.windows(2).any(|w| w[0] == w[1]) {
         return Err("the same stage name is listed twice".into());
     }
+    let mut guard = router.control.lock().expect("control lock");
+    let control = guard.as_mut().ok_or("router is starting")?;
     let instance = match hello.instance {
         0 => (1..=stage_proto::service::MAX_INSTANCE)
             .find(|i| !control.instances.contains_key(i))
@@ -148,20 +161,23 @@ fn register(
     for name in &hello.stages {
         let class = router.ensure_class(name)?;
         let id = ServiceId::new(class, instance).ok_or("bad instance")?;
-        stages.push((name.clone(), id));
+        let info = registration_info(&control.script, name, id, hello, link)
+            .map_err(|e| format!("on_register info: {e}"))?;
+        stages.push((name.clone(), id, info));
     }
     let proof = router
         .settings
         .secret
         .as_ref()
-        .map(|s| handshake::welcome_proof(s, &hello.nonce, &challenge.nonce))
+        .map(|s| handshake::welcome_proof(s, &hello.nonce, &challenge.nonce, instance))
         .unwrap_or_default();
     let welcome = Welcome {
         instance,
-        stages: stages.iter().map(|(n, id)| (n.clone(), id.0)).collect(),
+        stages: stages.iter().map(|(n, id, _)| (n.clone(), id.0)).collect(),
         classes: router.table.read().expect("table lock").class_list(),
         proof,
     };
+    // Nothing below can fail: the link is recorded only once it is certain to be welcomed.
     link.send(welcome.to_frame().raw);
     router
         .links
@@ -169,38 +185,30 @@ fn register(
         .expect("links lock")
         .insert(link.token, link.clone());
     control.instances.insert(instance, link.token);
-    for (name, id) in stages {
-        let info = control.script.info(&[
-            (
-                "name",
-                control.script.string(&name).map_err(|e| e.to_string())?,
-            ),
-            ("class", Value::Integer(id.class() as i64)),
-            ("instance", Value::Integer(instance as i64)),
-            (
-                "node",
-                control
-                    .script
-                    .string(&hello.node)
-                    .map_err(|e| e.to_string())?,
-            ),
-            (
-                "addr",
-                control
-                    .script
-                    .string(&link.peer.to_string())
-                    .map_err(|e| e.to_string())?,
-            ),
-            ("pid", Value::Integer(hello.pid as i64)),
-        ]);
-        match info {
-            Ok(info) => control
-                .script
-                .event("on_register", (link.token, id.0, info)),
-            Err(e) => log::error!("on_register info: {e}"),
-        }
+    for (_, id, info) in stages {
+        control
+            .script
+            .event("on_register", (link.token, id.0, info));
     }
     Ok(instance)
+}
+
+/// The `info` table of `on_register`.
+fn registration_info(
+    script: &crate::script::Script,
+    name: &str,
+    id: ServiceId,
+    hello: &Hello,
+    link: &Link,
+) -> mlua::Result<mlua::Table> {
+    script.info(&[
+        ("name", script.string(name)?),
+        ("class", Value::Integer(id.class() as i64)),
+        ("instance", Value::Integer(id.instance() as i64)),
+        ("node", script.string(&hello.node)?),
+        ("addr", script.string(&link.peer.to_string())?),
+        ("pid", Value::Integer(hello.pid as i64)),
+    ])
 }
 
 fn unregister(router: &Router, link: &Link, instance: u32, reason: &str) {
@@ -218,24 +226,34 @@ fn unregister(router: &Router, link: &Link, instance: u32, reason: &str) {
 }
 
 /// Forwards messages until the link closes; returns why it closed.
-async fn read_loop(router: &Router, link: &Link, reader: &mut Reader) -> String {
+async fn read_loop(router: &Router, link: &Link, instance: u32, reader: &mut Reader) -> String {
     while let Some(item) = reader.next().await {
         let frame = match item {
             Ok(f) => f,
-            Err(e) => {
-                log::warn!("closing {link}: malformed frame: {e}");
-                return format!("malformed frame: {e}");
-            }
+            Err(e) => return closing(link, format!("malformed frame: {e}")),
         };
         match frame.header.kind {
             Kind::Message => {
+                // A member speaks only for its own instance: a forged source would send answers
+                // and NACKs to someone else.
+                if frame.header.source.instance() != instance {
+                    return closing(
+                        link,
+                        format!(
+                            "protocol error: message from source {} on the link of instance {instance}",
+                            frame.header.source
+                        ),
+                    );
+                }
                 let outcome = forward(&router.table.read().expect("table lock"), &frame, link);
-                if let Outcome::Dropped(reason) = outcome {
-                    log::debug!(
+                match outcome {
+                    Ok(Outcome::Dropped(reason)) => log::debug!(
                         "dropped message from {link} to {}: {}",
                         frame.header.target,
                         reason.describe()
-                    );
+                    ),
+                    Ok(_) => {}
+                    Err(e) => return closing(link, format!("malformed frame: {e}")),
                 }
             }
             Kind::Ping => {
@@ -245,10 +263,17 @@ async fn read_loop(router: &Router, link: &Link, reader: &mut Reader) -> String 
             }
             Kind::Pong => {}
             other => {
-                log::warn!("closing {link}: unexpected {other:?} frame after the handshake");
-                return format!("protocol error: unexpected {other:?} frame");
+                return closing(
+                    link,
+                    format!("protocol error: unexpected {other:?} frame after the handshake"),
+                )
             }
         }
     }
     "connection closed".into()
+}
+
+fn closing(link: &Link, why: String) -> String {
+    log::warn!("closing {link}: {why}");
+    why
 }

@@ -1,38 +1,20 @@
 //! The forwarding table: per class, its name, forwarding mode and members.
 //!
 //! Members are kept sorted by service id (as luna does, luna-spec §1.4), so "lowest id" is the
-//! first live entry and every router holding the same registrations makes the same choices. The
+//! first live entry; the hash ring depends on instance numbers only, so every router holding the
+//! same registrations sends a key to the same instance. The
 //! table is changed only by the control script (`router.route/master/mode`) and read by the hot
 //! path; round-robin cursors are atomics so that reading needs only a shared lock.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use hashring::HashRing;
 use rand::Rng;
 use stage_proto::{Mode, ServiceId};
 
 use crate::link::Link;
-
-/// Points each member gets on the hash ring: enough that keys spread evenly over a few members,
-/// and a leaving member's share is split among all the others.
-const VNODES: u32 = 64;
-
-/// A point on the hash ring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct VNode {
-    id: ServiceId,
-    replica: u32,
-}
-
-impl Hash for VNode {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        h.write_u32(self.id.0);
-        h.write_u32(self.replica);
-    }
-}
+use crate::ring::Ring;
 
 /// One member of a class. `link` is `None` for a hole (`router.route(id, 0)`), which keeps the
 /// slot (and its hash share) reserved while the member is down.
@@ -56,7 +38,7 @@ pub struct Class {
     pub members: Vec<Member>,
     /// Token set by `router.master(class, token)`; 0 = the lowest live id.
     pub master: u32,
-    ring: HashRing<VNode>,
+    ring: Ring,
     cursor: AtomicUsize,
 }
 
@@ -67,7 +49,7 @@ impl Class {
             mode: Mode::RoundRobin,
             members: Vec::new(),
             master: 0,
-            ring: HashRing::new(),
+            ring: Ring::default(),
             cursor: AtomicUsize::new(0),
         }
     }
@@ -77,16 +59,6 @@ impl Class {
             .binary_search_by_key(&id, |m| m.id)
             .ok()
             .map(|i| &self.members[i])
-    }
-
-    fn set_ring(&mut self, id: ServiceId, present: bool) {
-        for replica in 0..VNODES {
-            let v = VNode { id, replica };
-            self.ring.remove(&v);
-            if present {
-                self.ring.add(v);
-            }
-        }
     }
 }
 
@@ -174,13 +146,13 @@ impl Table {
         match (pos, erase) {
             (Ok(i), true) => {
                 class.members.remove(i);
-                class.set_ring(id, false);
+                class.ring.remove(id);
             }
             (Err(_), true) => {}
             (Ok(i), false) => class.members[i].link = link,
             (Err(i), false) => {
                 class.members.insert(i, Member { id, link });
-                class.set_ring(id, true);
+                class.ring.add(id);
             }
         }
         Ok(())
@@ -233,20 +205,14 @@ impl Table {
                 chosen.map_or(Pick::None, Pick::One)
             }
             Mode::Hash => {
-                // Without a key, the sender's id: one sender then sticks to one member.
+                // Without a key, the sender's id: one sender then sticks to one member. When the
+                // owner is a hole or its link died, its keys go to the next live member on the
+                // ring while every other key keeps its owner (fixed hashing, luna-spec §3).
                 let key = req.key.unwrap_or(req.source.0 as u64);
-                let owner = class.ring.get(&key).and_then(|v| class.member(v.id));
-                if let Some(link) = owner.and_then(Member::live) {
-                    return Pick::One(link);
-                }
-                // The owner is a hole or its link died: its keys go to the next live member on
-                // the ring while every other key keeps its owner (fixed hashing, luna-spec §3).
                 class
                     .ring
-                    .get_with_replicas(&key, class.ring.len())
-                    .into_iter()
-                    .flatten()
-                    .find_map(|v| class.member(v.id).and_then(Member::live))
+                    .walk(key)
+                    .find_map(|id| class.member(id).and_then(Member::live))
                     .map_or(Pick::None, Pick::One)
             }
             Mode::Random => {

@@ -97,13 +97,19 @@ fn start(lua: &Lua, ms: u64, mut args: Vec<Value>) -> mlua::Result<Value> {
     Ok(Value::String(lua.create_string(handle(id))?))
 }
 
-/// Runs every due timer; returns when the next one is due.
+/// Timers run per turn of the main loop at most: messages and `Stop` get their turn in between
+/// even when timers are always due.
+const MAX_PER_TURN: usize = 64;
+
+/// Runs the timers due now (at most [`MAX_PER_TURN`]); returns when the next one is due.
 pub fn run_due(lua: &Lua) -> Option<Instant> {
-    loop {
+    // One "now" per turn: a timer that takes longer than its interval is due again only next turn.
+    let now = Instant::now();
+    for _ in 0..MAX_PER_TURN {
         let (f, args, interval, id) = {
             let mut c = ctx_mut(lua).ok()?;
             let Reverse((when, id)) = *c.timers.queue.peek()?;
-            if when > Instant::now() {
+            if when > now {
                 return Some(when);
             }
             c.timers.queue.pop();
@@ -146,4 +152,6 @@ pub fn run_due(lua: &Lua) -> Option<Instant> {
             }
         }
     }
+    let c = ctx(lua).ok()?;
+    c.timers.queue.peek().map(|Reverse((when, _))| *when)
 }

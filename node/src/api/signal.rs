@@ -6,7 +6,10 @@ use mlua::{Lua, MultiValue, Table, Value};
 use stage_proto::frame::{self, PREFIX_LEN};
 use stage_proto::{Envelope, Flags, Mode};
 
-use super::{ctx, waitfor};
+use super::{ctx, ctx_mut, waitfor};
+
+/// How deep synchronous `":id"` signals may nest (a callback signalling itself synchronously).
+const MAX_SYNC_DEPTH: u32 = 32;
 use crate::inbound::Delivery;
 use crate::node::Outgoing;
 use crate::target::{self, hash_key, reply_id, Route};
@@ -113,8 +116,22 @@ fn send(lua: &Lua, t: &str, options: Options, values: &[Value]) -> mlua::Result<
     let wants_answer = target.wants_answer();
     match target.route {
         Route::Local { sync: true } => {
-            waitfor::dispatch(lua, local_delivery(buf, node.instance(), None));
-            Ok(())
+            // Each level nests a Lua call on this thread's stack: bound it before it overflows.
+            let depth = {
+                let mut c = ctx_mut(lua)?;
+                c.sync_depth += 1;
+                c.sync_depth
+            };
+            let result = if depth > MAX_SYNC_DEPTH {
+                Err(mlua::Error::runtime(format!(
+                    "stage.signal('{t}'): synchronous signals nested deeper than {MAX_SYNC_DEPTH}"
+                )))
+            } else {
+                waitfor::dispatch(lua, local_delivery(buf, node.instance(), None));
+                Ok(())
+            };
+            ctx_mut(lua)?.sync_depth -= 1;
+            result
         }
         Route::Local { sync: false } => {
             node.deliver_local(&own, local_delivery(buf, node.instance(), None));
@@ -161,6 +178,11 @@ fn reply_to(lua: &Lua, w: Value, values: &[Value]) -> mlua::Result<()> {
             "stage.signal(nil, ...) outside a message callback: no _WAITFOR to answer",
         ));
     };
+    if !w.raw_get::<Value>("error")?.is_nil() {
+        return Err(mlua::Error::runtime(
+            "stage.signal(nil, ...): this callback handles a failure notice; there is nobody to answer",
+        ));
+    }
     let key: String = w.raw_get(0)?;
     let instance: Option<u32> = w.raw_get(1)?;
     let stage: Option<String> = w.raw_get(2)?;

@@ -51,9 +51,11 @@ impl Registry {
 
 const ID_CHARS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/// A random id of `len` characters, `len` clamped to 4..=64 (a script asking for a billion
+/// characters gets 64, not an allocation failure that aborts the node).
 fn generated_id(len: usize) -> String {
     let mut rng = rand::thread_rng();
-    (0..len.max(4))
+    (0..len.clamp(4, 64))
         .map(|_| ID_CHARS[rng.gen_range(0..ID_CHARS.len())] as char)
         .collect()
 }
@@ -62,9 +64,16 @@ fn generated_id(len: usize) -> String {
 pub fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     let mut args: Vec<Value> = args.into_iter().collect();
     if args.is_empty() {
+        // Copy out first: creating Lua values may run finalizers that call stage.waitfor.
+        let entries: Vec<(String, Vec<Value>)> = ctx(lua)?
+            .waitfors
+            .map
+            .iter()
+            .map(|(id, h)| (id.clone(), h.bound.clone()))
+            .collect();
         let all = lua.create_table()?;
-        for (id, h) in &ctx(lua)?.waitfors.map {
-            all.set(id.as_str(), bound_value(lua, &h.bound)?)?;
+        for (id, bound) in entries {
+            all.set(id, bound_value(lua, &bound)?)?;
         }
         return Ok(MultiValue::from_iter([Value::Table(all)]));
     }
@@ -189,6 +198,7 @@ fn try_dispatch(lua: &Lua, d: Delivery) -> mlua::Result<()> {
                 return Ok(());
             }
         };
+        // No [2]: a failure notice has no sender to answer (stage.signal(nil) refuses it).
         let w = lua.create_table()?;
         w.raw_set(0, cb)?;
         w.raw_set("error", err.as_str())?;

@@ -90,10 +90,20 @@ async fn connect(
     let challenge = Challenge::from_frame(&next_frame(&mut reader).await?)
         .map_err(|e| Failure::Io(e.to_string()))?;
     if challenge.version != PROTOCOL_VERSION {
-        return Err(Failure::Declined(format!(
+        let reason = format!(
             "router speaks protocol version {}, this node {PROTOCOL_VERSION}",
             challenge.version
-        )));
+        );
+        let _ = wr
+            .write_all(
+                &Refuse {
+                    reason: reason.clone(),
+                }
+                .to_frame()
+                .raw,
+            )
+            .await;
+        return Err(Failure::Declined(reason));
     }
     let id = &cluster.identity;
     if id.secret.is_some() && !challenge.auth {
@@ -127,7 +137,7 @@ async fn connect(
     }
     let welcome = Welcome::from_frame(&answer).map_err(|e| Failure::Io(e.to_string()))?;
     if let Some(secret) = &id.secret {
-        if !handshake::verify_welcome(secret, &hello.nonce, &challenge.nonce, &welcome.proof) {
+        if !handshake::verify_welcome(secret, &hello.nonce, &challenge.nonce, &welcome) {
             return Err(Failure::Declined(
                 "router failed to prove the cluster secret (wrong secret on the router?)".into(),
             ));

@@ -157,11 +157,10 @@ impl Cluster {
             key: out.key,
         };
         let frame = frame::finish(out.buf, header);
-        if link.tx.send(frame.raw).is_err() {
-            // The link died between the choice and the send; in-flight loss is allowed
-            // (at-most-once), but say so.
-            log::debug!("router link {} closed while sending", link.addr);
-        }
-        Ok(())
+        link.tx.send(frame.raw).map_err(|e| Undelivered {
+            // The link died between the choice and the send (rare: copying back is fine).
+            why: format!("router link {} closed", link.addr),
+            buf: e.0.to_vec(),
+        })
     }
 }
