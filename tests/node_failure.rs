@@ -40,7 +40,7 @@ stage.addtask(300, function() print("ALIVE") end)
 "#;
 
 fn svc_script(tag: &str) -> String {
-    format!("SVC_TAG = {tag:?}\n{SVC}")
+    format!("local SVC_TAG = {tag:?}\n{SVC}")
 }
 
 /// Waits until `p` has printed at least `n` lines for which `pred` holds; returns all of them.

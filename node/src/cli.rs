@@ -33,6 +33,13 @@ pub struct Args {
     /// Largest frame accepted, in bytes.
     #[arg(long, default_value_t = stage_proto::DEFAULT_MAX_FRAME)]
     pub max_frame: usize,
+    /// VM instructions one callback may run before it is interrupted with an error
+    /// (about a second of CPU by default; 0: no limit).
+    #[arg(long, default_value_t = crate::budget::DEFAULT_INSTRUCTIONS)]
+    pub instruction_budget: u64,
+    /// Memory each Lua VM may allocate, in MiB (0: no limit).
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub memory_limit: usize,
     /// Log filter: error, warn, info, debug, trace, or env_logger syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,

@@ -5,13 +5,18 @@
 //! into BSON bytes and back without an intermediate tree.
 
 pub mod api;
+pub mod budget;
 pub mod cli;
 pub mod cluster;
 pub mod inbound;
 pub mod node;
+pub mod sandbox;
+pub mod script;
 pub mod stage;
+pub mod store;
 pub mod target;
 pub mod value;
+pub mod vm;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -138,10 +143,16 @@ fn run(args: cli::Args) -> Result<(), String> {
     }
 
     let node = Arc::new(node::Node::new(instance, args.max_frame, inboxes, cluster));
+    let limits = vm::Limits {
+        memory: args.memory_limit.saturating_mul(1 << 20),
+        instructions: args.instruction_budget,
+    };
     let mut threads = Vec::new();
     for (spec, rx) in specs.into_iter().zip(receivers) {
-        threads
-            .push(stage::spawn(node.clone(), spec, rx).map_err(|e| format!("stage thread: {e}"))?);
+        threads.push(
+            stage::spawn(node.clone(), spec, limits, rx)
+                .map_err(|e| format!("stage thread: {e}"))?,
+        );
     }
     let signal = runtime.block_on(stage_proto::shutdown::quit_signal());
     log::info!("{signal}: stopping");

@@ -11,6 +11,7 @@ use stage_proto::Mode;
 
 use crate::cluster::Cluster;
 use crate::inbound::{Delivery, Inbound};
+use crate::store::Store;
 
 /// A message on its way out, its body built behind room for the frame prefix
 /// (`stage_proto::frame::begin`) so that no copy is needed to frame it.
@@ -39,6 +40,7 @@ pub struct Node {
     max_frame: usize,
     inboxes: HashMap<String, Sender<Inbound>>,
     cluster: Option<Arc<Cluster>>,
+    store: Arc<Store>,
 }
 
 impl Node {
@@ -53,12 +55,18 @@ impl Node {
             max_frame,
             inboxes,
             cluster,
+            store: Arc::default(),
         }
     }
 
     /// This node's instance number (0 until a router assigned one).
     pub fn instance(&self) -> u32 {
         self.instance.load(Ordering::Relaxed)
+    }
+
+    /// The process-wide store (`*NAME`, `__`, `stage.v`).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     /// Largest frame this node sends or accepts.

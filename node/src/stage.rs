@@ -11,6 +11,7 @@ use mlua::Lua;
 use crate::api;
 use crate::inbound::Inbound;
 use crate::node::Node;
+use crate::{sandbox, vm};
 
 /// Stack of a stage thread.
 const STACK_SIZE: usize = 16 << 20;
@@ -36,6 +37,7 @@ pub struct StageCtx {
 pub fn spawn(
     node: Arc<Node>,
     spec: StageSpec,
+    limits: vm::Limits,
     inbox: Receiver<Inbound>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
@@ -44,16 +46,16 @@ pub fn spawn(
         .stack_size(STACK_SIZE)
         .spawn(move || {
             let name = spec.name.clone();
-            match setup(node, &spec) {
+            match setup(node, &spec, limits) {
                 Ok(lua) => main_loop(&lua, &name, inbox),
                 Err(e) => log::error!("stage {name}: cannot start: {e}"),
             }
         })
 }
 
-fn setup(node: Arc<Node>, spec: &StageSpec) -> mlua::Result<Lua> {
+fn setup(node: Arc<Node>, spec: &StageSpec, limits: vm::Limits) -> mlua::Result<Lua> {
     crate::value::set_max_encoded(node.max_frame());
-    let lua = Lua::new();
+    let lua = vm::create(&node, &spec.name, limits)?;
     lua.set_app_data(StageCtx {
         node,
         name: spec.name.clone(),
@@ -61,15 +63,16 @@ fn setup(node: Arc<Node>, spec: &StageSpec) -> mlua::Result<Lua> {
         timers: Default::default(),
         sync_depth: 0,
     });
-    api::install(&lua, &spec.name)?;
     let code = std::fs::read(&spec.script)
         .map_err(|e| mlua::Error::runtime(format!("cannot read {}: {e}", spec.script.display())))?;
+    let sandbox = sandbox::of(&lua)?;
     // A failing main script is logged; whatever it registered before failing keeps serving.
-    if let Err(e) = lua
+    let main = lua
         .load(code)
         .set_name(format!("@{}", spec.script.display()))
-        .exec()
-    {
+        .set_environment(sandbox.env())
+        .into_function();
+    if let Err(e) = main.and_then(|f| sandbox.call::<()>(&lua, &f, &[], ())) {
         log::error!("stage {}: main script: {e}", spec.name);
     }
     Ok(lua)

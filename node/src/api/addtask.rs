@@ -118,7 +118,9 @@ pub fn run_due(lua: &Lua) -> Option<Instant> {
             };
             (t.f.clone(), t.args.clone(), t.interval_ms, id)
         };
-        let next = match f.call::<MultiValue>(MultiValue::from_iter(args)) {
+        let run = crate::sandbox::of(lua)
+            .and_then(|sb| sb.call_multi(lua, &f, &[], MultiValue::from_iter(args)));
+        let next = match run {
             Ok(r) => match r.into_iter().next() {
                 None => Some(interval).filter(|i| *i > 0),
                 Some(Value::Integer(n)) => u64::try_from(n).ok().filter(|n| *n > 0),

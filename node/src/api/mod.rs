@@ -1,16 +1,21 @@
 //! The `stage.*` API installed into every stage VM.
 
 pub mod addtask;
+pub mod logger;
 pub mod print;
 pub mod signal;
+pub mod store;
 pub mod waitfor;
+
+use std::sync::Arc;
 
 use mlua::Lua;
 
+use crate::node::Node;
 use crate::stage::StageCtx;
 
-/// Installs `stage`, `print` and `_STAGE` into a stage VM.
-pub fn install(lua: &Lua, name: &str) -> mlua::Result<()> {
+/// Installs `stage`, `print`, `logger`/`log4cxx`, `__` and `_STAGE` into a stage VM.
+pub fn install(lua: &Lua, node: &Arc<Node>, name: &str) -> mlua::Result<()> {
     let stage = lua.create_table()?;
     stage.set("signal", lua.create_function(signal::signal)?)?;
     stage.set("waitfor", lua.create_function(waitfor::waitfor)?)?;
@@ -20,6 +25,8 @@ pub fn install(lua: &Lua, name: &str) -> mlua::Result<()> {
         lua.create_function(|lua, ()| Ok(ctx(lua)?.node.instance()))?,
     )?;
     stage.set("name", name)?;
+    store::install(lua, &stage, node.store())?;
+    logger::install(lua)?;
     let g = lua.globals();
     g.set("stage", stage)?;
     g.set("_STAGE", name)?;

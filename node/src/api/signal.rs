@@ -28,7 +28,7 @@ pub fn signal(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
     let target = args.next().unwrap_or(Value::Nil);
     let values: Vec<Value> = args.collect();
     match target {
-        Value::Nil => reply_to(lua, lua.globals().raw_get("_WAITFOR")?, &values),
+        Value::Nil => reply_to(lua, crate::sandbox::of(lua)?.get("_WAITFOR")?, &values),
         Value::String(s) => send(lua, &s.to_str()?, Options::default(), &values),
         Value::Table(t) if !t.raw_get::<Value>(0)?.is_nil() => {
             reply_to(lua, Value::Table(t), &values)

@@ -222,8 +222,9 @@ fn try_dispatch(lua: &Lua, d: Delivery) -> mlua::Result<()> {
     Ok(())
 }
 
-/// Calls the handler for `id` with `_WAITFOR` set to `w`; restores the caller's `_WAITFOR`
-/// afterwards (a synchronous `":id"` signal nests dispatches). `None` if no handler matched.
+/// Calls the handler for `id` in a fresh sandbox with `_WAITFOR` set to `w` (a synchronous
+/// `":id"` signal nests dispatches; the caller's globals come back afterwards). `None` if no
+/// handler matched.
 pub fn call(lua: &Lua, id: &str, w: Table, args: MultiValue) -> mlua::Result<Option<MultiValue>> {
     let found = ctx(lua)?.waitfors.lookup(id);
     let Some((matched, h)) = found else {
@@ -231,13 +232,10 @@ pub fn call(lua: &Lua, id: &str, w: Table, args: MultiValue) -> mlua::Result<Opt
         return Ok(None);
     };
     w.raw_set(-1, matched)?;
-    let globals = lua.globals();
-    let previous: Value = globals.raw_get("_WAITFOR")?;
-    globals.raw_set("_WAITFOR", w)?;
     let all: MultiValue = h.bound.into_iter().chain(args).collect();
-    let result = h.f.call::<MultiValue>(all);
-    globals.raw_set("_WAITFOR", previous)?;
-    result.map(Some)
+    crate::sandbox::of(lua)?
+        .call_multi(lua, &h.f, &[("_WAITFOR", Value::Table(w))], all)
+        .map(Some)
 }
 
 /// Milliseconds since the Unix epoch (the clock of message deadlines).

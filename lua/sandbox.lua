@@ -1,0 +1,140 @@
+-- The sandbox of a stage VM (stage-spec §5). Run once per VM by the node; returns the proxy
+-- that is every script's _ENV, its metatable, and the metatable of private tables.
+--
+--   reads   _ENV.k -> the running Lua thread's private table -> the real _G -> process-wide
+--   writes  _ENV.k = v -> the private table, unless a rule of _SANDBOX[""] says otherwise
+--
+-- Every callback starts with a fresh, empty private table (the node swaps `meta.__index`), so
+-- globals set by the main script or an earlier callback are not seen by later callbacks;
+-- share them with _SANDBOX[""] = { "NAME" } (this VM) or { "*NAME" } (the whole process), or
+-- keep them in locals. The read path is metatable chains of plain tables: no Lua function runs
+-- for an ordinary global read.
+
+local G, store = ...            -- the real globals; the process store's functions (Rust)
+local rawget, rawset, next, type, error, setmetatable, tostring =
+      rawget, rawset, next, type, error, setmetatable, tostring
+local coroutine = coroutine
+local raw_create, raw_resume, raw_status = coroutine.create, coroutine.resume, coroutine.status
+
+local proxy = {}                -- _ENV of every script, _SANDBOX
+local meta = {}                 -- proxy's metatable; __index is the current private table
+local private_meta = { __index = G }
+
+local shared = {}               -- NAME -> true: per-VM read-write, kept in G
+local readonly = {}             -- NAME -> true: per-VM read-only, kept in G
+
+-- Names the process store owns (`*NAME`) are read through G's metatable: only a global that
+-- is in neither the private table nor G costs a call.
+setmetatable(G, { __index = function(_, k)
+  if type(k) == "string" then return store.get(k) end
+end })
+
+local function current() return rawget(meta, "__index") end
+
+-- _SANDBOX[""] = { "NAME", "*NAME", NAME = value, ["*NAME"] = value }
+local function add_rules(rules)
+  if type(rules) ~= "table" then
+    error("_SANDBOX[\"\"] takes a table of rules, got " .. type(rules), 3)
+  end
+  for k, v in next, rules do
+    if type(k) == "number" then
+      if type(v) ~= "string" then error("_SANDBOX[\"\"]: names must be strings", 3) end
+      if v:sub(1, 1) == "*" then
+        store.share(v:sub(2))
+      else
+        shared[(v:gsub(":.*$", ""))] = true
+      end
+    elseif type(k) == "string" then
+      if k:sub(1, 1) == "*" then
+        store.share(k:sub(2), v, true)
+      else
+        local name = k:gsub("^@", "")
+        rawset(G, name, v)
+        readonly[name] = true
+      end
+    end
+  end
+end
+
+meta.__newindex = function(_, k, v)
+  if k == "" then return add_rules(v) end
+  if readonly[k] then error("'" .. tostring(k) .. "' is read only", 2) end
+  if shared[k] then return rawset(G, k, v) end
+  if type(k) == "string" and store.owns(k) then return store.set(k, v) end
+  rawset(current(), k, v)
+end
+
+meta.__pairs = function()
+  -- The running thread's private globals, then the process-wide ones.
+  local mine, k = current(), nil
+  local process = store.list()
+  local i = 0
+  return function()
+    if mine then
+      local v
+      k, v = next(mine, k)
+      if k ~= nil then return k, v end
+      mine = nil
+    end
+    i = i + 1
+    local name = process[i]
+    if name ~= nil then return name, store.get(name) end
+  end
+end
+
+meta.__tostring = function() return "sandbox: " .. tostring(current()) end
+
+-- Coroutines: each Lua thread has its own private table, a shallow copy of its creator's at
+-- its first resume (userdata and threads are not copied, stage-spec §5.1).
+local privates = setmetatable({}, { __mode = "k" })
+local creators = setmetatable({}, { __mode = "k" })
+
+local function private_of(co)
+  local p = privates[co]
+  if p == nil then
+    p = setmetatable({}, private_meta)
+    local from = creators[co]
+    if from then
+      for k, v in next, from do
+        local t = type(v)
+        if t ~= "userdata" and t ~= "thread" then rawset(p, k, v) end
+      end
+    end
+    privates[co] = p
+  end
+  return p
+end
+
+function coroutine.create(f)
+  local co = raw_create(f)
+  creators[co] = current()
+  return co
+end
+
+local function resumed(previous, ...)
+  rawset(meta, "__index", previous)
+  return ...
+end
+
+function coroutine.resume(co, ...)
+  local previous = current()
+  if raw_status(co) ~= "dead" then rawset(meta, "__index", private_of(co)) end
+  return resumed(previous, raw_resume(co, ...))
+end
+
+function coroutine.wrap(f)
+  local co = coroutine.create(f)
+  local function unwrap(ok, ...)
+    if not ok then error((...), 2) end
+    return ...
+  end
+  return function(...) return unwrap(coroutine.resume(co, ...)) end
+end
+
+setmetatable(proxy, meta)
+rawset(G, "_SANDBOX", proxy)
+
+-- A fresh private table for one callback.
+local function fresh() return setmetatable({}, private_meta) end
+
+return proxy, meta, fresh
