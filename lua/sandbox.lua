@@ -131,6 +131,22 @@ function coroutine.wrap(f)
   return function(...) return unwrap(coroutine.resume(co, ...)) end
 end
 
+-- A callback interrupted by its instruction budget must not be able to catch that and go on:
+-- pcall and xpcall pass every other error to the script, but raise this one again.
+local raw_pcall, raw_xpcall, find = pcall, xpcall, string.find
+local INTERRUPTED = "callback interrupted:"
+
+local function rethrow_interrupt(ok, ...)
+  if not ok then
+    local e = ...
+    if find(tostring(e), INTERRUPTED, 1, true) then error(e, 0) end
+  end
+  return ok, ...
+end
+
+rawset(G, "pcall", function(f, ...) return rethrow_interrupt(raw_pcall(f, ...)) end)
+rawset(G, "xpcall", function(f, h, ...) return rethrow_interrupt(raw_xpcall(f, h, ...)) end)
+
 setmetatable(proxy, meta)
 rawset(G, "_SANDBOX", proxy)
 

@@ -116,3 +116,49 @@ stage.signal("b:x=len", "short")
         router.dump()
     );
 }
+
+#[test]
+fn a_runaway_callback_is_interrupted_and_memory_is_capped() {
+    let dir = Scratch::new("runaway");
+    dir.write(
+        "s.lua",
+        r#"
+stage.waitfor("spin", function() while true do end end)
+-- pcall does not save a runaway loop: the budget stays spent until the callback ends.
+stage.waitfor("spin_pcall", function() while true do pcall(function() while true do end end) end end)
+stage.waitfor("spin_coroutine", function() coroutine.wrap(function() while true do end end)() end)
+stage.waitfor("hog", function() local t = {} for i = 1, 1e9 do t[i] = string.rep("x", 1024) .. i end end)
+stage.waitfor("ping", function(n) print("PONG", n) end)
+stage.signal("spin")
+stage.signal("ping", 1)
+stage.signal("spin_pcall")
+stage.signal("ping", 2)
+stage.signal("spin_coroutine")
+stage.signal("ping", 3)
+stage.signal("hog")
+stage.signal("ping", 4)
+"#,
+    );
+    let node = Proc::node(
+        "runaway",
+        &[
+            "--stage",
+            "s=s.lua",
+            "--instruction-budget",
+            "20000000",
+            "--memory-limit",
+            "64",
+        ],
+        &dir.dir,
+    );
+    for n in 1..=4 {
+        node.wait_out(&format!("PONG\t{n}"), WAIT);
+    }
+    let interrupted = node
+        .stderr()
+        .iter()
+        .filter(|l| l.contains("callback interrupted"))
+        .count();
+    assert_eq!(interrupted, 3, "{}", node.dump());
+    node.wait_err("not enough memory", WAIT);
+}

@@ -29,7 +29,8 @@ pub fn install(lua: &Lua, limit: u64) -> mlua::Result<()> {
     if limit == 0 {
         return Ok(());
     }
-    lua.set_hook(HookTriggers::new().every_nth_instruction(STEP), |lua, _| {
+    // The global hook, unlike a per-thread one, is inherited by coroutines the script creates.
+    lua.set_global_hook(HookTriggers::new().every_nth_instruction(STEP), |lua, _| {
         let Some(b) = lua.app_data_ref::<Budget>() else {
             return Ok(VmState::Continue);
         };

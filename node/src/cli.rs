@@ -21,9 +21,12 @@ pub struct Args {
     /// Instance number of this node's stages (1..16777215); assigned by the first router when absent.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=0x00ff_ffff))]
     pub id: Option<u32>,
-    /// Directory to look for scripts in, after the working directory (repeatable, in order).
+    /// A script location, searched in order (repeatable). `[N]DIR` gives its fail-over depth
+    /// (default: its position); `[0]` alone is the working directory. A script that is missing
+    /// or does not compile in one location is taken from the next. Without any: the working
+    /// directory.
     #[arg(long = "package", value_name = "DIR")]
-    pub packages: Vec<PathBuf>,
+    pub packages: Vec<String>,
     /// File holding the cluster secret to prove to routers.
     #[arg(long)]
     pub secret_file: Option<PathBuf>,

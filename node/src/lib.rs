@@ -20,7 +20,6 @@ pub mod vm;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,41 +51,44 @@ pub fn run_cli(args: Vec<OsString>) -> i32 {
     }
 }
 
-/// Finds a script: as given, then in each `--package` directory.
-fn resolve(script: &Path, packages: &[PathBuf]) -> Result<PathBuf, String> {
-    if script.is_file() {
-        return Ok(script.to_owned());
-    }
-    for dir in packages {
-        let p = dir.join(script);
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    let mut looked: Vec<String> = vec![".".into()];
-    looked.extend(packages.iter().map(|p| p.display().to_string()));
-    Err(format!(
-        "script {} not found (looked in {}; add --package DIR)",
-        script.display(),
-        looked.join(", ")
-    ))
-}
-
 fn run(args: cli::Args) -> Result<(), String> {
     let secret = args
         .secret_file
         .as_deref()
         .map(stage_proto::handshake::read_secret_file)
         .transpose()?;
+    let locations = script::parse_locations(&args.packages)?;
+    let scripts = script::Scripts::new(locations, script::DEFAULT_REFRESH);
     let mut specs = Vec::new();
-    for (name, script) in &args.stages {
+    for (name, file) in &args.stages {
         if specs.iter().any(|s: &stage::StageSpec| &s.name == name) {
             return Err(format!("stage '{name}' is given twice"));
         }
-        let script = resolve(script, &args.packages).map_err(|e| format!("stage {name}: {e}"))?;
+        // Find and compile-check every main script before linking to any router: a typo in
+        // a path is a start-up error, not a registered stage that never answers.
+        let check = mlua::Lua::new();
+        match scripts.get(&check, file) {
+            Ok(Some(source)) => log::info!(
+                "stage {name}: {} (depth {})",
+                source.path.display(),
+                source.depth
+            ),
+            Ok(None) => {
+                let looked: Vec<String> = script::candidates(scripts.locations(), file)
+                    .into_iter()
+                    .map(|(p, _)| p.display().to_string())
+                    .collect();
+                return Err(format!(
+                    "stage {name}: script {} not found (looked for {}; add --package DIR)",
+                    file.display(),
+                    looked.join(", ")
+                ));
+            }
+            Err(e) => return Err(format!("stage {name}: {e}")),
+        }
         specs.push(stage::StageSpec {
             name: name.clone(),
-            script,
+            script: file.clone(),
         });
     }
     let standalone = args.routers.is_empty();
@@ -142,7 +144,13 @@ fn run(args: cli::Args) -> Result<(), String> {
         log::info!("standalone: no --router, signals stay on this node");
     }
 
-    let node = Arc::new(node::Node::new(instance, args.max_frame, inboxes, cluster));
+    let node = Arc::new(node::Node::new(
+        instance,
+        args.max_frame,
+        scripts,
+        inboxes,
+        cluster,
+    ));
     let limits = vm::Limits {
         memory: args.memory_limit.saturating_mul(1 << 20),
         instructions: args.instruction_budget,

@@ -11,6 +11,7 @@ use stage_proto::Mode;
 
 use crate::cluster::Cluster;
 use crate::inbound::{Delivery, Inbound};
+use crate::script::Scripts;
 use crate::store::Store;
 
 /// A message on its way out, its body built behind room for the frame prefix
@@ -41,12 +42,14 @@ pub struct Node {
     inboxes: HashMap<String, Sender<Inbound>>,
     cluster: Option<Arc<Cluster>>,
     store: Arc<Store>,
+    scripts: Scripts,
 }
 
 impl Node {
     pub fn new(
         instance: Arc<AtomicU32>,
         max_frame: usize,
+        scripts: Scripts,
         inboxes: HashMap<String, Sender<Inbound>>,
         cluster: Option<Arc<Cluster>>,
     ) -> Node {
@@ -56,12 +59,18 @@ impl Node {
             inboxes,
             cluster,
             store: Arc::default(),
+            scripts,
         }
     }
 
     /// This node's instance number (0 until a router assigned one).
     pub fn instance(&self) -> u32 {
         self.instance.load(Ordering::Relaxed)
+    }
+
+    /// The script cache (search path, fail-over, hot reload).
+    pub fn scripts(&self) -> &Scripts {
+        &self.scripts
     }
 
     /// The process-wide store (`*NAME`, `__`, `stage.v`).

@@ -1,7 +1,9 @@
 //! The `stage.*` API installed into every stage VM.
 
 pub mod addtask;
+pub mod load;
 pub mod logger;
+pub mod once;
 pub mod print;
 pub mod signal;
 pub mod store;
@@ -14,12 +16,21 @@ use mlua::Lua;
 use crate::node::Node;
 use crate::stage::StageCtx;
 
+/// The parts of `stage.*` written in Lua.
+const STAGE_LUA: &str = include_str!("../../../lua/stage.lua");
+
+/// `stage.proxy` (stage-spec §6.8).
+const PROXY_LUA: &str = include_str!("../../../lua/lib/proxy.lua");
+
 /// Installs `stage`, `print`, `logger`/`log4cxx`, `__` and `_STAGE` into a stage VM.
 pub fn install(lua: &Lua, node: &Arc<Node>, name: &str) -> mlua::Result<()> {
     let stage = lua.create_table()?;
     stage.set("signal", lua.create_function(signal::signal)?)?;
     stage.set("waitfor", lua.create_function(waitfor::waitfor)?)?;
     stage.set("addtask", lua.create_function(addtask::addtask)?)?;
+    stage.set("load", lua.create_function(load::load)?)?;
+    stage.set("require", lua.create_function(load::require)?)?;
+    stage.set("once", lua.create_function(once::once)?)?;
     stage.set(
         "id",
         lua.create_function(|lua, ()| Ok(ctx(lua)?.node.instance()))?,
@@ -27,6 +38,14 @@ pub fn install(lua: &Lua, node: &Arc<Node>, name: &str) -> mlua::Result<()> {
     stage.set("name", name)?;
     store::install(lua, &stage, node.store())?;
     logger::install(lua)?;
+    lua.load(STAGE_LUA)
+        .set_name("@lua/stage.lua")
+        .call::<()>(stage.clone())?;
+    let proxy: mlua::Function = lua
+        .load(PROXY_LUA)
+        .set_name("@lua/lib/proxy.lua")
+        .call(())?;
+    stage.set("proxy", proxy)?;
     let g = lua.globals();
     g.set("stage", stage)?;
     g.set("_STAGE", name)?;

@@ -138,6 +138,15 @@ pub fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     }
 }
 
+/// Registers (or replaces) callback `id`.
+pub fn register(lua: &Lua, id: &str, f: Function, bound: Vec<Value>) -> mlua::Result<()> {
+    ctx_mut(lua)?
+        .waitfors
+        .map
+        .insert(id.to_owned(), Handler { f, bound });
+    Ok(())
+}
+
 /// Bound arguments as `stage.waitfor("id")` reports them: one value as is, several as a table.
 fn bound_value(lua: &Lua, bound: &[Value]) -> mlua::Result<Value> {
     match bound {

@@ -1,0 +1,37 @@
+-- Parts of the stage.* API written in Lua (run once per VM with the `stage` table).
+
+local stage = ...
+local type, pairs, select, unpack = type, pairs, select, table.unpack
+local coroutine = coroutine
+
+-- stage.call(f, args...) (stage-spec §6.7): runs f now, in a coroutine of its own (so its
+-- globals are a snapshot of the caller's), with every table argument spread into its values
+-- (JavaScript's apply). f may be a function, a table { fn, a, b, ... } (spread too, the first
+-- value being the function) or "file+member" (loaded with stage.load).
+function stage.call(f, ...)
+  local args, n = {}, 0
+  local function add(v) n = n + 1; args[n] = v end
+  local function spread(v)
+    if type(v) == "table" then
+      for _, x in pairs(v) do add(x) end
+    else
+      add(v)
+    end
+  end
+  if type(f) == "table" then
+    local first = true
+    for _, x in pairs(f) do
+      if first then f, first = x, false else add(x) end
+    end
+  elseif type(f) == "string" then
+    local name = f
+    f = stage.load(name)
+    if f == nil then error("stage.call: '" .. name .. "' not found", 2) end
+  end
+  for i = 1, select("#", ...) do spread((select(i, ...))) end
+  local function finish(ok, ...)
+    if not ok then error((...), 0) end
+    return ...
+  end
+  return finish(coroutine.resume(coroutine.create(f), unpack(args, 1, n)))
+end
