@@ -153,4 +153,43 @@ rawset(G, "_SANDBOX", proxy)
 -- A fresh private table for one callback.
 local function fresh() return setmetatable({}, private_meta) end
 
-return proxy, meta, fresh
+-- Functions crossing to another VM (stage.submit, thread.new, messages) travel as bytecode
+-- plus their upvalues; see node/src/value/function.rs for the wire form.
+local getupvalue, setupvalue, dump, load = debug.getupvalue, debug.setupvalue, string.dump, load
+local ENV, SELF = "@stage.env", "@stage.self"
+
+local function pack(f)
+  local ups, n = {}, 0
+  while true do
+    local name, v = getupvalue(f, n + 1)
+    if name == nil then break end
+    n = n + 1
+    if name == "_ENV" then
+      ups[n] = { [ENV] = true }
+    elseif v == f then
+      ups[n] = { [SELF] = true }
+    else
+      local t = type(v)
+      if t ~= "userdata" and t ~= "thread" then ups[n] = v end
+    end
+  end
+  ups.n = n
+  return dump(f), ups
+end
+
+local function unpack_function(code, ups)
+  local f, err = load(code, "=(received function)", "b", proxy)
+  if not f then error(err, 0) end
+  for i = 1, ups.n or 0 do
+    local v = ups[i]
+    if type(v) == "table" and v[ENV] then
+      v = proxy
+    elseif type(v) == "table" and v[SELF] then
+      v = f
+    end
+    setupvalue(f, i, v)
+  end
+  return f
+end
+
+return proxy, meta, fresh, pack, unpack_function

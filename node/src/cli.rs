@@ -40,6 +40,10 @@ pub struct Args {
     /// (about a second of CPU by default; 0: no limit).
     #[arg(long, default_value_t = crate::budget::DEFAULT_INSTRUCTIONS)]
     pub instruction_budget: u64,
+    /// Worker threads (each with its own Lua VM) for stage.submit and thread.new
+    /// [default: the number of CPUs].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
     /// Memory each Lua VM may allocate, in MiB (0: no limit).
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub memory_limit: usize,

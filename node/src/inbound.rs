@@ -17,6 +17,8 @@ pub struct Delivery {
 #[derive(Debug)]
 pub enum Inbound {
     Message(Delivery),
+    /// A `thread.new` function finished; its handler id expires a moment later.
+    ThreadDone(String),
     /// Finish the current callback and leave the main loop.
     Stop,
 }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod inbound;
 pub mod node;
+pub mod pool;
 pub mod sandbox;
 pub mod script;
 pub mod stage;
@@ -17,6 +18,7 @@ pub mod store;
 pub mod target;
 pub mod value;
 pub mod vm;
+pub mod worker;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -155,7 +157,12 @@ fn run(args: cli::Args) -> Result<(), String> {
         memory: args.memory_limit.saturating_mul(1 << 20),
         instructions: args.instruction_budget,
     };
-    let mut threads = Vec::new();
+    let workers = args
+        .threads
+        .map(|n| n as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let mut threads = worker::spawn(&node, node.pool(), workers, limits)
+        .map_err(|e| format!("worker thread: {e}"))?;
     for (spec, rx) in specs.into_iter().zip(receivers) {
         threads.push(
             stage::spawn(node.clone(), spec, limits, rx)

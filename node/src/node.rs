@@ -11,6 +11,7 @@ use stage_proto::Mode;
 
 use crate::cluster::Cluster;
 use crate::inbound::{Delivery, Inbound};
+use crate::pool::Pool;
 use crate::script::Scripts;
 use crate::store::Store;
 
@@ -43,6 +44,7 @@ pub struct Node {
     cluster: Option<Arc<Cluster>>,
     store: Arc<Store>,
     scripts: Scripts,
+    pool: Pool,
 }
 
 impl Node {
@@ -60,12 +62,18 @@ impl Node {
             cluster,
             store: Arc::default(),
             scripts,
+            pool: Pool::default(),
         }
     }
 
     /// This node's instance number (0 until a router assigned one).
     pub fn instance(&self) -> u32 {
         self.instance.load(Ordering::Relaxed)
+    }
+
+    /// The worker pool's queue (`stage.submit`, `thread.new`).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// The script cache (search path, fail-over, hot reload).
@@ -89,9 +97,14 @@ impl Node {
 
     /// Queues a delivery for a local stage; false if there is no such stage or it stopped.
     pub fn deliver_local(&self, stage: &str, d: Delivery) -> bool {
+        self.deliver_inbound(stage, Inbound::Message(d))
+    }
+
+    /// Queues any event for a local stage's main loop.
+    pub fn deliver_inbound(&self, stage: &str, event: Inbound) -> bool {
         self.inboxes
             .get(stage)
-            .is_some_and(|tx| tx.send(Inbound::Message(d)).is_ok())
+            .is_some_and(|tx| tx.send(event).is_ok())
     }
 
     /// Sends a message. Without routers (standalone), a stage of this node is its only member.
@@ -151,8 +164,9 @@ impl Node {
         Ok(())
     }
 
-    /// Asks every stage to leave its main loop.
+    /// Asks every stage to leave its main loop, and the workers to stop.
     pub fn stop_all(&self) {
+        self.pool.stop();
         for tx in self.inboxes.values() {
             let _ = tx.send(Inbound::Stop);
         }

@@ -23,10 +23,11 @@ pub struct Sandbox {
 impl Sandbox {
     /// Runs the prelude; `store` is the table of process-store functions it uses.
     pub fn install(lua: &Lua, store: Table) -> mlua::Result<Sandbox> {
-        let (proxy, meta, fresh): (Table, Table, Function) = lua
+        let (proxy, meta, fresh, pack, unpack): (Table, Table, Function, Function, Function) = lua
             .load(PRELUDE)
             .set_name("@lua/sandbox.lua")
             .call((lua.globals(), store))?;
+        crate::value::function::install(pack, unpack);
         let private: Table = fresh.call(())?;
         let private_meta = private.metatable().ok_or_else(|| {
             mlua::Error::runtime("sandbox prelude: private tables need a metatable")

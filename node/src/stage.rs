@@ -17,8 +17,8 @@ use crate::{sandbox, vm};
 /// Longest sleep of an idle main loop.
 const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
-/// Stack of a stage thread.
-const STACK_SIZE: usize = 16 << 20;
+/// Stack of a stage or worker thread.
+pub const STACK_SIZE: usize = 16 << 20;
 
 /// A stage to run: its name and main script.
 #[derive(Debug, Clone)]
@@ -35,6 +35,35 @@ pub struct StageCtx {
     pub timers: api::addtask::Timers,
     /// Nesting of synchronous `":id"` signals in progress.
     pub sync_depth: u32,
+    /// A worker VM (no callbacks or timers of its own; `name` changes per job).
+    pub worker: bool,
+    /// In a worker running a `thread.new` function: its handler id (for `thread.signal`).
+    pub thread: Option<String>,
+    /// `thread.new` handler ids to unregister, and when.
+    pub expiring: Vec<(Instant, String)>,
+}
+
+impl StageCtx {
+    fn main(node: Arc<Node>, name: String) -> StageCtx {
+        StageCtx {
+            node,
+            name,
+            waitfors: Default::default(),
+            timers: Default::default(),
+            sync_depth: 0,
+            worker: false,
+            thread: None,
+            expiring: Vec::new(),
+        }
+    }
+
+    /// The context of a worker VM.
+    pub fn worker(node: Arc<Node>) -> StageCtx {
+        StageCtx {
+            worker: true,
+            ..StageCtx::main(node, String::new())
+        }
+    }
 }
 
 /// Starts the stage's thread.
@@ -61,13 +90,7 @@ fn setup(node: Arc<Node>, spec: &StageSpec, limits: vm::Limits) -> mlua::Result<
     crate::value::set_max_encoded(node.max_frame());
     let lua = vm::create(&node, &spec.name, limits)?;
     let scripts = node.scripts().clone();
-    lua.set_app_data(StageCtx {
-        node,
-        name: spec.name.clone(),
-        waitfors: Default::default(),
-        timers: Default::default(),
-        sync_depth: 0,
-    });
+    lua.set_app_data(StageCtx::main(node, spec.name.clone()));
     let mut watch = Watch::default();
     match scripts.get(&lua, &spec.script) {
         Ok(Some(source)) => {
@@ -108,6 +131,26 @@ fn run_main(lua: &Lua, name: &str, source: &Source) {
     }
 }
 
+/// How long a `thread.new` handler stays registered after its function finished
+/// (stage-spec §6.11: messages still in flight reach it).
+const THREAD_LINGER: Duration = Duration::from_millis(1000);
+
+/// Unregisters `thread.new` handlers whose time is up.
+fn expire_threads(lua: &Lua) {
+    let Ok(mut c) = api::ctx_mut(lua) else { return };
+    if c.expiring.is_empty() {
+        return;
+    }
+    let now = Instant::now();
+    let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut c.expiring)
+        .into_iter()
+        .partition(|(t, _)| *t <= now);
+    c.expiring = keep;
+    for (_, id) in due {
+        c.waitfors.remove(&id);
+    }
+}
+
 fn main_loop(lua: &Lua, name: &str, mut watch: Watch, inbox: Receiver<Inbound>) {
     let scripts = match api::ctx(lua) {
         Ok(c) => c.node.scripts().clone(),
@@ -124,12 +167,18 @@ fn main_loop(lua: &Lua, name: &str, mut watch: Watch, inbox: Receiver<Inbound>) 
             );
             run_main(lua, name, &source);
         }
+        expire_threads(lua);
         let next = api::addtask::run_due(lua);
         let wait = next
             .map_or(IDLE_WAKE, |t| t.saturating_duration_since(Instant::now()))
             .min(scripts.refresh());
         match inbox.recv_timeout(wait) {
             Ok(Inbound::Message(d)) => api::waitfor::dispatch(lua, d),
+            Ok(Inbound::ThreadDone(id)) => {
+                if let Ok(mut c) = api::ctx_mut(lua) {
+                    c.expiring.push((Instant::now() + THREAD_LINGER, id));
+                }
+            }
             Ok(Inbound::Stop) | Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {}
         }

@@ -331,6 +331,7 @@ fn write_value(buf: &mut Vec<u8>, v: &Value, depth: usize) -> Result<u8, Fail> {
             }
         }
         Value::Table(t) => write_table(buf, t, depth + 1),
+        Value::Function(f) => function::write(buf, f, depth),
         other => Err(Fail::new(format!("cannot send a {}", type_label(other)))),
     }
 }
@@ -766,6 +767,9 @@ fn read_value(
             let len = r.len("binary")?;
             let subtype = r.u8()?;
             let mut data = r.take(len)?;
+            if subtype == function::SUBTYPE {
+                return function::read(lua, data, at, depth);
+            }
             if subtype == 0x02 && data.len() >= 4 {
                 let inner = i32::from_le_bytes([data[0], data[1], data[2], data[3]]);
                 if inner >= 0 && inner as usize == data.len() - 4 {
@@ -893,6 +897,8 @@ fn int_key(key: &[u8]) -> Option<i64> {
     }
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
+
+pub mod function;
 
 #[cfg(test)]
 mod tests;

@@ -43,6 +43,11 @@ fn handle(id: u64) -> String {
 
 /// `stage.addtask(...)`.
 pub fn addtask(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
+    if ctx(lua)?.worker {
+        return Err(mlua::Error::runtime(
+            "stage.addtask in a worker: a job repeats by returning the delay in ms; timers belong to the stage's main loop",
+        ));
+    }
     let mut args: Vec<Value> = args.into_iter().collect();
     match args.first() {
         Some(Value::String(h)) => {

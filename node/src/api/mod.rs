@@ -5,8 +5,11 @@ pub mod load;
 pub mod logger;
 pub mod once;
 pub mod print;
+pub mod process;
 pub mod signal;
 pub mod store;
+pub mod submit;
+pub mod thread;
 pub mod waitfor;
 
 use std::sync::Arc;
@@ -31,6 +34,7 @@ pub fn install(lua: &Lua, node: &Arc<Node>, name: &str) -> mlua::Result<()> {
     stage.set("load", lua.create_function(load::load)?)?;
     stage.set("require", lua.create_function(load::require)?)?;
     stage.set("once", lua.create_function(once::once)?)?;
+    stage.set("submit", lua.create_function(submit::submit)?)?;
     stage.set(
         "id",
         lua.create_function(|lua, ()| Ok(ctx(lua)?.node.instance()))?,
@@ -38,6 +42,8 @@ pub fn install(lua: &Lua, node: &Arc<Node>, name: &str) -> mlua::Result<()> {
     stage.set("name", name)?;
     store::install(lua, &stage, node.store())?;
     logger::install(lua)?;
+    thread::install(lua)?;
+    process::install(lua)?;
     lua.load(STAGE_LUA)
         .set_name("@lua/stage.lua")
         .call::<()>(stage.clone())?;

@@ -84,7 +84,7 @@ fn table_target(t: &Table) -> mlua::Result<(String, Options)> {
 }
 
 /// Builds a message body (after room for the frame prefix): envelope, then the values.
-fn body(msgid: &str, sender: &str, values: &[Value]) -> mlua::Result<Vec<u8>> {
+pub fn body(msgid: &str, sender: &str, values: &[Value]) -> mlua::Result<Vec<u8>> {
     let mut buf = frame::begin(64);
     Envelope {
         msgid: msgid.as_bytes(),

@@ -25,6 +25,11 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Unregisters `id`.
+    pub fn remove(&mut self, id: &str) {
+        self.map.remove(id);
+    }
+
     /// Finds the handler for `key`: the exact id, then its group prefixes (`"a:b.c.d"` →
     /// `"a:b.c."` → `"a:b."` → `"a:"`, never cutting left of the first `:`), then `"@"`.
     /// Returns the id that matched.
@@ -62,6 +67,11 @@ fn generated_id(len: usize) -> String {
 
 /// `stage.waitfor(...)`, every form of stage-spec §6.6.
 pub fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
+    if ctx(lua)?.worker {
+        return Err(mlua::Error::runtime(
+            "stage.waitfor in a worker: register callbacks on the stage's main loop (its main script or callbacks)",
+        ));
+    }
     let mut args: Vec<Value> = args.into_iter().collect();
     if args.is_empty() {
         // Copy out first: creating Lua values may run finalizers that call stage.waitfor.

@@ -1,0 +1,87 @@
+//! The `process` object (stage-spec §6.11).
+//!
+//! | read | value |
+//! |---|---|
+//! | `process.id` | OS process id |
+//! | `process.tick` | now, in seconds (ms precision) |
+//! | `process.args` | `{[0] = program, ...}` the command line |
+//! | `process.stage` | this node's instance number |
+//! | `process["%NAME"]` | environment variable NAME, or nil |
+//! | `process.title` | the title last set |
+//!
+//! Writing `process["%NAME"] = v` sets the environment variable (nil unsets it); writing
+//! `process.title = s` records the title (`${program}` in it becomes the program name) and
+//! names the node's main thread after it, as `ps -L`/`top -H` show.
+
+use std::sync::Mutex;
+
+use mlua::{Lua, Table, Value};
+
+use super::ctx;
+
+static TITLE: Mutex<Option<String>> = Mutex::new(None);
+
+fn get(lua: &Lua, key: &str) -> mlua::Result<Value> {
+    Ok(match key {
+        "id" => Value::Integer(std::process::id() as i64),
+        "tick" => Value::Number(super::thread::tick()),
+        "stage" => Value::Integer(ctx(lua)?.node.instance() as i64),
+        "title" => match TITLE.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            Some(t) => Value::String(lua.create_string(t)?),
+            None => Value::Nil,
+        },
+        "args" => {
+            let t = lua.create_table()?;
+            for (i, a) in std::env::args_os().enumerate() {
+                t.raw_set(i as i64, lua.create_string(a.as_encoded_bytes())?)?;
+            }
+            Value::Table(t)
+        }
+        k => match k.strip_prefix('%') {
+            Some(name) if !name.is_empty() => match std::env::var_os(name) {
+                Some(v) => Value::String(lua.create_string(v.as_encoded_bytes())?),
+                None => Value::Nil,
+            },
+            _ => Value::Nil,
+        },
+    })
+}
+
+fn set(key: &str, v: Value) -> mlua::Result<()> {
+    if key == "title" {
+        let program = std::env::args().next().unwrap_or_default();
+        let title = v.to_string()?.replace("${program}", &program);
+        *TITLE.lock().unwrap_or_else(|p| p.into_inner()) = Some(title);
+        return Ok(());
+    }
+    match key.strip_prefix('%') {
+        Some(name) if !name.is_empty() && !name.contains(['=', '\0']) => {
+            // Environment writes race with other threads reading it; scripts that set
+            // variables do so at start-up, before anything reads them.
+            match v {
+                Value::Nil => std::env::remove_var(name),
+                v => std::env::set_var(name, v.to_string()?),
+            }
+            Ok(())
+        }
+        _ => Err(mlua::Error::runtime(format!(
+            "process.{key} cannot be assigned (only process[\"%NAME\"] and process.title)"
+        ))),
+    }
+}
+
+/// Installs `process`.
+pub fn install(lua: &Lua) -> mlua::Result<()> {
+    let process = lua.create_table()?;
+    let meta = lua.create_table()?;
+    meta.set(
+        "__index",
+        lua.create_function(|lua, (_, k): (Table, String)| get(lua, &k))?,
+    )?;
+    meta.set(
+        "__newindex",
+        lua.create_function(|_, (_, k, v): (Table, String, Value)| set(&k, v))?,
+    )?;
+    process.set_metatable(Some(meta))?;
+    lua.globals().set("process", process)
+}
