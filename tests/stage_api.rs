@@ -100,7 +100,14 @@ end)
     );
     assert_eq!(
         node.stdout(),
-        ["ONCE-1", "FORGET\t0", "ONCE-3", "EMPTY-1", "B-AGAIN", "DONE"],
+        [
+            "ONCE-1",
+            "FORGET\t0",
+            "ONCE-3",
+            "EMPTY-1",
+            "B-AGAIN",
+            "DONE"
+        ],
         "{}",
         node.dump()
     );
@@ -274,7 +281,11 @@ fn a_main_script_with_a_syntax_error_fails_over_to_rollback() {
         warn.contains("WARN") && warn.contains("package/start.lua:2"),
         "{warn}"
     );
-    assert!(!node.stdout().iter().any(|l| l == "PACKAGE"), "{}", node.dump());
+    assert!(
+        !node.stdout().iter().any(|l| l == "PACKAGE"),
+        "{}",
+        node.dump()
+    );
 }
 
 #[test]
@@ -468,7 +479,11 @@ stage.signal("done")
         &["s"],
     );
     let out = node.stdout();
-    let ids: Vec<&str> = out[0].strip_prefix("IDS\t").expect("IDS").split('\t').collect();
+    let ids: Vec<&str> = out[0]
+        .strip_prefix("IDS\t")
+        .expect("IDS")
+        .split('\t')
+        .collect();
     assert_eq!(ids.len(), 4, "{out:?}");
     for (id, len) in ids.iter().zip([16, 16, 9, 4]) {
         assert_eq!(id.len(), len, "{id}");
@@ -660,7 +675,12 @@ end
     let (node, _dir) = run("store", &[("a.lua", code), ("b.lua", code)], &["a", "b"]);
     assert_eq!(
         node.stdout(),
-        ["TOTAL\t20000\t20000", "SET\t5\t5", "DELETED\tnil\tnil", "DONE"],
+        [
+            "TOTAL\t20000\t20000",
+            "SET\t5\t5",
+            "DELETED\tnil\tnil",
+            "DONE"
+        ],
         "{}",
         node.dump()
     );

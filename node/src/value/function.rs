@@ -48,9 +48,8 @@ fn helpers() -> Option<(Function, Function)> {
 /// Writes `f` as the payload of a binary element; returns the element type.
 pub(super) fn write(buf: &mut Vec<u8>, f: &Function, depth: usize) -> Result<u8, Fail> {
     let Some((pack, _)) = helpers() else {
-        return Err(Fail::new(
-            "cannot send a function from this thread (no stage VM)",
-        ));
+        // Only threads without a stage VM (tools, tests) get here.
+        return Err(Fail::new("cannot send a function"));
     };
     let (code, upvalues): (LuaString, Table) = pack
         .call(f.clone())
