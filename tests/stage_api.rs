@@ -172,7 +172,6 @@ print("DONE")
 }
 
 #[test]
-#[ignore = "product bug: a missed stage.load(\"a.b+x\", f) reports {\"a.b\", \"x\"}, not {\"a/b\", \"x\"} (node/src/api/load.rs miss)"]
 fn load_miss_reports_the_file_path_of_a_dotted_name() {
     // The original passes the file part with every '.' replaced by '/' (stage/lua.cpp __load).
     let (node, _dir) = run(
@@ -684,4 +683,121 @@ end
         "{}",
         node.dump()
     );
+}
+
+#[test]
+fn addtask_handles_reschedule_and_replace() {
+    let (node, _dir) = run(
+        "addtask-handle",
+        &[(
+            "s.lua",
+            r##"
+local t = { n = 1 }
+local h = stage.addtask(5000, function(v) print("OLD", v.n) return 1000 end, t)
+t.n = 2 -- arguments were copied when the task was added
+print("RESCHEDULE", stage.addtask(h, 20)) -- runs in 20 ms instead of 5 s
+stage.addtask(100, function()
+  print("REPLACE", stage.addtask(h, function(v) print("NEW", v.n); stage.signal("done"); return -1 end))
+  print("AGAIN", stage.addtask(h, 10))
+  return -1
+end)
+stage.waitfor("done", function()
+  print("UNKNOWN", stage.addtask("task:999999", 10), stage.addtask(h, nil))
+  print("DONE")
+end)
+"##,
+        )],
+        &["s"],
+    );
+    let lines = lines_with(&node, "");
+    let expected = [
+        "RESCHEDULE\ttrue",
+        "OLD\t1",
+        "REPLACE\ttrue",
+        "AGAIN\ttrue",
+        "NEW\t1",
+        "UNKNOWN\tfalse\tfalse",
+        "DONE",
+    ];
+    assert_eq!(lines, expected);
+}
+
+#[test]
+fn bound_arguments_are_copied_when_bound() {
+    let (node, _dir) = run(
+        "bound-copy",
+        &[(
+            "s.lua",
+            r##"
+local t = { 1 }
+stage.waitfor("b", function(bound, v) print("BOUND", bound[1], rawequal(bound, t), v) end, t)
+t[1] = 2
+stage.signal(":b", "x")
+print("DONE")
+"##,
+        )],
+        &["s"],
+    );
+    assert_line(&node, "BOUND\t1\tfalse\tx");
+}
+
+#[test]
+fn quit_hook_runs_and_queued_messages_are_handled_before_exit() {
+    let (mut node, _dir) = start(
+        "quit",
+        &[(
+            "s.lua",
+            r##"
+stage.waitfor("on_quit_signal", function(sig) print("QUIT", sig); stage.signal("after", "queued by the hook") end)
+stage.waitfor("after", function(v) print("AFTER", v) end)
+print("DONE")
+"##,
+        )],
+        &["--stage", "s=s.lua"],
+    );
+    node.wait_out("DONE", WAIT);
+    node.signal(libc::SIGTERM);
+    let status = node.wait_exit(WAIT).expect("node exits");
+    assert!(status.success(), "{status}");
+    assert_line(&node, "QUIT\tSIGTERM");
+    assert_line(&node, "AFTER\tqueued by the hook");
+}
+
+#[test]
+fn import_gives_a_module_its_own_environment_and_reloads_it() {
+    let (node, dir) = start(
+        "import",
+        &[
+            (
+                "mod.lua",
+                "count = (count or 0) + 1\nfunction version() return \"v1\", count end\n",
+            ),
+            (
+                "s.lua",
+                r##"
+local m = import("mod.lua")
+local v, c = m.version()
+print("IMPORT", v, c, m == import("mod.lua"), count)
+stage.addtask(50, function() print("TICK", import("mod.lua").version()) end)
+print("DONE")
+"##,
+            ),
+        ],
+        &["--stage", "s=s.lua"],
+    );
+    // The module's globals stay in its table; importing again returns the same table.
+    node.wait_out("IMPORT\tv1\t1\ttrue\tnil", WAIT);
+    let path = dir.write(
+        "mod.lua",
+        "count = (count or 0) + 1\nfunction version() return \"v2\", count end\n",
+    );
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    // Re-run in the same table: `count` survived.
+    node.wait_out("TICK\tv2\t2", WAIT);
 }

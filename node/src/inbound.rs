@@ -19,6 +19,7 @@ pub enum Inbound {
     Message(Delivery),
     /// A `thread.new` function finished; its handler id expires a moment later.
     ThreadDone(String),
-    /// Finish the current callback and leave the main loop.
-    Stop,
+    /// The node is stopping (the signal's name): run the stage's quit hook, handle what is
+    /// already queued, and leave the main loop.
+    Stop(&'static str),
 }

@@ -183,7 +183,7 @@ fn run(args: cli::Args) -> Result<(), String> {
         log::error!("stages did not stop within {STOP_GRACE:?}; exiting");
         std::process::exit(1);
     });
-    node.stop_all();
+    node.stop_all(signal);
     for t in threads {
         let _ = t.join();
     }

@@ -165,10 +165,10 @@ impl Node {
     }
 
     /// Asks every stage to leave its main loop, and the workers to stop.
-    pub fn stop_all(&self) {
+    pub fn stop_all(&self, signal: &'static str) {
         self.pool.stop();
         for tx in self.inboxes.values() {
-            let _ = tx.send(Inbound::Stop);
+            let _ = tx.send(Inbound::Stop(signal));
         }
     }
 }

@@ -120,7 +120,7 @@ fn run_main(lua: &Lua, name: &str, source: &Source) {
         if let Value::Table(t) = result {
             for pair in t.pairs::<Value, Value>() {
                 if let (Value::String(k), Value::Function(f)) = pair? {
-                    api::waitfor::register(lua, &k.to_str()?, f, Vec::new())?;
+                    api::waitfor::register(lua, &k.to_str()?, f, &[])?;
                 }
             }
         }
@@ -130,6 +130,40 @@ fn run_main(lua: &Lua, name: &str, source: &Source) {
         log::error!("stage {name}: main script {}: {e}", source.path.display());
     }
 }
+
+/// Stopping (luna's `on_quit_signal`): the stage's `on_quit_signal` callback, if registered,
+/// runs with the signal's name; then every message already queued is handled, so nothing
+/// accepted before the signal is lost. The node's grace period bounds the whole.
+fn quit(lua: &Lua, name: &str, signal: &str, inbox: &Receiver<Inbound>) {
+    let hook = api::ctx(lua).ok().and_then(|c| c.waitfors.get(QUIT_HOOK));
+    if let Some(h) = hook {
+        let run = || -> mlua::Result<()> {
+            let args: mlua::MultiValue = h
+                .bound
+                .values(lua)?
+                .into_iter()
+                .chain([Value::String(lua.create_string(signal)?)])
+                .collect();
+            sandbox::of(lua)?
+                .call_multi(lua, &h.f, &[], args)
+                .map(|_| ())
+        };
+        if let Err(e) = run() {
+            log::error!("stage {name}: {QUIT_HOOK}: {e}");
+        }
+    }
+    let mut drained = 0usize;
+    while let Ok(event) = inbox.try_recv() {
+        if let Inbound::Message(d) = event {
+            api::waitfor::dispatch(lua, d);
+            drained += 1;
+        }
+    }
+    log::debug!("stage {name}: stopped after {drained} queued messages");
+}
+
+/// The callback id of the quit hook.
+const QUIT_HOOK: &str = "on_quit_signal";
 
 /// How long a `thread.new` handler stays registered after its function finished
 /// (stage-spec §6.11: messages still in flight reach it).
@@ -167,6 +201,7 @@ fn main_loop(lua: &Lua, name: &str, mut watch: Watch, inbox: Receiver<Inbound>) 
             );
             run_main(lua, name, &source);
         }
+        api::import::reload(lua);
         expire_threads(lua);
         let next = api::addtask::run_due(lua);
         let wait = next
@@ -179,7 +214,11 @@ fn main_loop(lua: &Lua, name: &str, mut watch: Watch, inbox: Receiver<Inbound>) 
                     c.expiring.push((Instant::now() + THREAD_LINGER, id));
                 }
             }
-            Ok(Inbound::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            Ok(Inbound::Stop(signal)) => {
+                quit(lua, name, signal, &inbox);
+                break;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {}
         }
     }

@@ -34,6 +34,7 @@ pub fn spawn(
                 .spawn(move || match setup(&node, limits) {
                     Ok(lua) => {
                         while let Some(job) = pool.next() {
+                            api::import::reload(&lua);
                             let key = job.key;
                             run(&lua, &node, &pool, job);
                             pool.done(key);

@@ -16,24 +16,37 @@ use super::{ctx, ctx_mut};
 
 struct Task {
     f: Function,
-    args: Vec<Value>,
+    /// The arguments, serialised when the task was added: every run gets fresh copies.
+    args: Vec<u8>,
     interval_ms: u64,
+    /// Bumped by a reschedule; queue entries of older generations are stale.
+    generation: u64,
 }
 
 /// The stage's pending timers.
 #[derive(Default)]
 pub struct Timers {
-    queue: BinaryHeap<Reverse<(Instant, u64)>>,
+    queue: BinaryHeap<Reverse<(Instant, u64, u64)>>,
     tasks: HashMap<u64, Task>,
     next: u64,
 }
 
 impl Timers {
     fn schedule(&mut self, id: u64, after_ms: u64) {
+        let generation = self.tasks.get(&id).map_or(0, |t| t.generation);
         self.queue.push(Reverse((
             Instant::now() + Duration::from_millis(after_ms),
             id,
+            generation,
         )));
+    }
+}
+
+fn millis(v: &Value) -> Option<u64> {
+    match v {
+        Value::Integer(i) => Some(i.unsigned_abs()),
+        Value::Number(n) if n.is_finite() => Some(n.abs() as u64),
+        _ => None,
     }
 }
 
@@ -58,24 +71,45 @@ pub fn addtask(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
                 .ok_or_else(|| {
                     mlua::Error::runtime(format!("stage.addtask: '{h}' is not a task handle"))
                 })?;
-            if matches!(args.get(1), None | Some(Value::Nil)) {
-                let found = ctx_mut(lua)?.timers.tasks.remove(&id).is_some();
-                return Ok(Value::Boolean(found));
+            let mut c = ctx_mut(lua)?;
+            let timers = &mut c.timers;
+            match (args.get(1), args.get(2)) {
+                // (handle, nil): cancel.
+                (None | Some(Value::Nil), _) => Ok(Value::Boolean(timers.tasks.remove(&id).is_some())),
+                // (handle, f): replace the function.
+                (Some(Value::Function(f)), _) => Ok(Value::Boolean(match timers.tasks.get_mut(&id) {
+                    Some(t) => {
+                        t.f = f.clone();
+                        true
+                    }
+                    None => false,
+                })),
+                // (handle, ms [, f]): run next in ms, then every ms; optionally a new function.
+                (Some(ms), f) => {
+                    let ms = millis(ms).ok_or_else(|| {
+                        mlua::Error::runtime("stage.addtask(handle, ms [, f]): ms must be a number")
+                    })?;
+                    let Some(t) = timers.tasks.get_mut(&id) else {
+                        return Ok(Value::Boolean(false));
+                    };
+                    t.interval_ms = ms;
+                    t.generation += 1;
+                    if let Some(Value::Function(f)) = f {
+                        t.f = f.clone();
+                    }
+                    timers.schedule(id, ms);
+                    Ok(Value::Boolean(true))
+                }
             }
-            Err(mlua::Error::runtime(
-                "stage.addtask(handle, ...): only cancelling with nil is supported so far",
-            ))
         }
         Some(Value::Function(_)) => start(lua, 0, args),
-        Some(Value::Integer(_) | Value::Number(_)) => {
-            let ms = match args.remove(0) {
-                Value::Integer(i) => i.unsigned_abs(),
-                v => v.as_f64().unwrap_or(0.0).abs() as u64,
-            };
+        Some(v @ (Value::Integer(_) | Value::Number(_))) => {
+            let ms = millis(v).unwrap_or(0);
+            args.remove(0);
             start(lua, ms, args)
         }
         _ => Err(mlua::Error::runtime(
-            "stage.addtask: expected (ms, function, ...), (function, ...) or (handle, nil)",
+            "stage.addtask: expected (ms, function, ...), (function, ...), (handle, nil), (handle, ms [, function]) or (handle, function)",
         )),
     }
 }
@@ -86,6 +120,8 @@ fn start(lua: &Lua, ms: u64, mut args: Vec<Value>) -> mlua::Result<Value> {
             "stage.addtask: missing the function to run",
         ));
     };
+    let mut encoded = Vec::new();
+    crate::value::encode_args(&mut encoded, args.iter()).map_err(mlua::Error::external)?;
     let mut c = ctx_mut(lua)?;
     let id = c.timers.next;
     c.timers.next += 1;
@@ -93,8 +129,9 @@ fn start(lua: &Lua, ms: u64, mut args: Vec<Value>) -> mlua::Result<Value> {
         id,
         Task {
             f,
-            args,
+            args: encoded,
             interval_ms: ms,
+            generation: 0,
         },
     );
     c.timers.schedule(id, ms);
@@ -113,18 +150,24 @@ pub fn run_due(lua: &Lua) -> Option<Instant> {
     for _ in 0..MAX_PER_TURN {
         let (f, args, interval, id) = {
             let mut c = ctx_mut(lua).ok()?;
-            let Reverse((when, id)) = *c.timers.queue.peek()?;
+            let Reverse((when, id, generation)) = *c.timers.queue.peek()?;
             if when > now {
                 return Some(when);
             }
             c.timers.queue.pop();
-            let Some(t) = c.timers.tasks.get(&id) else {
-                continue; // cancelled
+            let Some(t) = c
+                .timers
+                .tasks
+                .get(&id)
+                .filter(|t| t.generation == generation)
+            else {
+                continue; // cancelled or rescheduled
             };
             (t.f.clone(), t.args.clone(), t.interval_ms, id)
         };
-        let run = crate::sandbox::of(lua)
-            .and_then(|sb| sb.call_multi(lua, &f, &[], MultiValue::from_iter(args)));
+        let run = crate::value::decode_args(lua, &args)
+            .map_err(mlua::Error::external)
+            .and_then(|args| crate::sandbox::of(lua)?.call_multi(lua, &f, &[], args));
         let next = match run {
             Ok(r) => match r.into_iter().next() {
                 None => Some(interval).filter(|i| *i > 0),
@@ -160,5 +203,5 @@ pub fn run_due(lua: &Lua) -> Option<Instant> {
         }
     }
     let c = ctx(lua).ok()?;
-    c.timers.queue.peek().map(|Reverse((when, _))| *when)
+    c.timers.queue.peek().map(|Reverse((when, _, _))| *when)
 }

@@ -45,13 +45,11 @@ fn miss(
     let Some(f) = f else {
         return Ok(MultiValue::new());
     };
-    let file = name
-        .split('+')
-        .next()
-        .unwrap_or(name)
-        .trim_end_matches(".lua");
+    // The file as searched ("a.b" -> "a/b"), without ".lua" (stage-spec §6.2).
+    let path = split_name(name, true).0;
+    let file = path.to_string_lossy();
     let i = lua.create_table()?;
-    i.raw_set(1, file)?;
+    i.raw_set(1, file.trim_end_matches(".lua"))?;
     if let Some(m) = member {
         i.raw_set(2, m.as_str())?;
     }

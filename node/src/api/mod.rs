@@ -1,6 +1,7 @@
 //! The `stage.*` API installed into every stage VM.
 
 pub mod addtask;
+pub mod import;
 pub mod load;
 pub mod logger;
 pub mod once;
@@ -43,6 +44,7 @@ pub fn install(lua: &Lua, node: &Arc<Node>, name: &str) -> mlua::Result<()> {
     store::install(lua, &stage, node.store())?;
     logger::install(lua)?;
     thread::install(lua)?;
+    import::install(lua)?;
     process::install(lua)?;
     lua.load(STAGE_LUA)
         .set_name("@lua/stage.lua")

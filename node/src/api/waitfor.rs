@@ -15,7 +15,30 @@ use crate::value;
 #[derive(Clone)]
 pub struct Handler {
     pub f: Function,
-    pub bound: Vec<Value>,
+    pub bound: Bound,
+}
+
+/// Bound arguments, serialised when bound (stage-spec §6.6): each call gets fresh copies, and
+/// later changes to the caller's tables do not leak in.
+#[derive(Clone, Default)]
+pub struct Bound(Option<std::sync::Arc<[u8]>>);
+
+impl Bound {
+    pub fn encode(values: &[Value]) -> mlua::Result<Bound> {
+        if values.is_empty() {
+            return Ok(Bound(None));
+        }
+        let mut buf = Vec::new();
+        crate::value::encode_args(&mut buf, values.iter()).map_err(mlua::Error::external)?;
+        Ok(Bound(Some(buf.into())))
+    }
+
+    pub fn values(&self, lua: &Lua) -> mlua::Result<MultiValue> {
+        match &self.0 {
+            None => Ok(MultiValue::new()),
+            Some(b) => crate::value::decode_args(lua, b).map_err(mlua::Error::external),
+        }
+    }
 }
 
 /// The stage's callbacks by id.
@@ -25,6 +48,11 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The handler registered under exactly `id` (no group fallback).
+    pub fn get(&self, id: &str) -> Option<Handler> {
+        self.map.get(id).cloned()
+    }
+
     /// Unregisters `id`.
     pub fn remove(&mut self, id: &str) {
         self.map.remove(id);
@@ -75,7 +103,7 @@ pub fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     let mut args: Vec<Value> = args.into_iter().collect();
     if args.is_empty() {
         // Copy out first: creating Lua values may run finalizers that call stage.waitfor.
-        let entries: Vec<(String, Vec<Value>)> = ctx(lua)?
+        let entries: Vec<(String, Bound)> = ctx(lua)?
             .waitfors
             .map
             .iter()
@@ -83,7 +111,7 @@ pub fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
             .collect();
         let all = lua.create_table()?;
         for (id, bound) in entries {
-            all.set(id, bound_value(lua, &bound)?)?;
+            all.set(id, bound_value(lua, bound.values(lua)?)?)?;
         }
         return Ok(MultiValue::from_iter([Value::Table(all)]));
     }
@@ -106,6 +134,15 @@ pub fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     };
     let mut rest = rest.into_iter();
     let first = rest.next();
+    // Serialise before borrowing the registry: encoding a function runs Lua code.
+    let bound = match &first {
+        Some(Value::Function(_)) => Bound::encode(&rest.by_ref().collect::<Vec<_>>())?,
+        Some(Value::Nil) | None => Bound::default(),
+        Some(v) => {
+            let all: Vec<Value> = std::iter::once(v.clone()).chain(rest.by_ref()).collect();
+            Bound::encode(&all)?
+        }
+    };
     let mut c = ctx_mut(lua)?;
     match first {
         None => {
@@ -113,33 +150,27 @@ pub fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
                 return Ok(MultiValue::new());
             };
             drop(c);
-            let bound = bound_value(lua, &h.bound)?;
+            let bound = bound_value(lua, h.bound.values(lua)?)?;
             Ok(MultiValue::from_iter([Value::Function(h.f), bound]))
         }
-        Some(Value::Nil) if rest.len() == 0 => {
+        Some(Value::Nil) if bound.0.is_none() => {
             c.waitfors.map.remove(&id);
             Ok(MultiValue::new())
         }
         Some(Value::Function(f)) => {
-            c.waitfors.map.insert(
-                id.clone(),
-                Handler {
-                    f,
-                    bound: rest.collect(),
-                },
-            );
+            c.waitfors.map.insert(id.clone(), Handler { f, bound });
             drop(c);
             Ok(MultiValue::from_iter([Value::String(
                 lua.create_string(&id)?,
             )]))
         }
-        Some(v) => {
+        Some(_) => {
             let h = c.waitfors.map.get_mut(&id).ok_or_else(|| {
                 mlua::Error::runtime(format!(
                     "stage.waitfor: no callback '{id}' to bind arguments to"
                 ))
             })?;
-            h.bound = std::iter::once(v).chain(rest).collect();
+            h.bound = bound;
             drop(c);
             Ok(MultiValue::from_iter([Value::String(
                 lua.create_string(&id)?,
@@ -149,7 +180,8 @@ pub fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
 }
 
 /// Registers (or replaces) callback `id`.
-pub fn register(lua: &Lua, id: &str, f: Function, bound: Vec<Value>) -> mlua::Result<()> {
+pub fn register(lua: &Lua, id: &str, f: Function, bound: &[Value]) -> mlua::Result<()> {
+    let bound = Bound::encode(bound)?;
     ctx_mut(lua)?
         .waitfors
         .map
@@ -158,8 +190,9 @@ pub fn register(lua: &Lua, id: &str, f: Function, bound: Vec<Value>) -> mlua::Re
 }
 
 /// Bound arguments as `stage.waitfor("id")` reports them: one value as is, several as a table.
-fn bound_value(lua: &Lua, bound: &[Value]) -> mlua::Result<Value> {
-    match bound {
+fn bound_value(lua: &Lua, bound: MultiValue) -> mlua::Result<Value> {
+    let bound: Vec<Value> = bound.into_iter().collect();
+    match bound.as_slice() {
         [] => Ok(Value::Nil),
         [one] => Ok(one.clone()),
         many => Ok(Value::Table(
@@ -251,7 +284,7 @@ pub fn call(lua: &Lua, id: &str, w: Table, args: MultiValue) -> mlua::Result<Opt
         return Ok(None);
     };
     w.raw_set(-1, matched)?;
-    let all: MultiValue = h.bound.into_iter().chain(args).collect();
+    let all: MultiValue = h.bound.values(lua)?.into_iter().chain(args).collect();
     crate::sandbox::of(lua)?
         .call_multi(lua, &h.f, &[("_WAITFOR", Value::Table(w))], all)
         .map(Some)
