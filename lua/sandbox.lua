@@ -25,8 +25,35 @@ local readonly = {}             -- NAME -> true: per-VM read-only, kept in G
 
 -- Names the process store owns (`*NAME`) are read through G's metatable: only a global that
 -- is in neither the private table nor G costs a call.
+-- A table read from the process store is a copy; assigning a field of it (at any depth)
+-- stores the whole root again, so `*CONFIG.limit = 5` updates CONFIG for every VM
+-- (stage-spec §5.4). Two VMs changing the same root at once can lose an update: use
+-- __(name, function(old) ... end) for that.
+local function writeback(name, root)
+  local function wrap(t)
+    return setmetatable({}, {
+      __index = function(_, k)
+        local v = t[k]
+        if type(v) == "table" then return wrap(v) end
+        return v
+      end,
+      __newindex = function(_, k, v)
+        t[k] = v
+        store.set(name, root)
+      end,
+      __pairs = function() return next, t, nil end,
+      __len = function() return #t end,
+    })
+  end
+  return wrap(root)
+end
+
 setmetatable(G, { __index = function(_, k)
-  if type(k) == "string" then return store.get(k) end
+  if type(k) == "string" then
+    local v = store.get(k)
+    if type(v) == "table" then return writeback(k, v) end
+    return v
+  end
 end })
 
 local function current() return rawget(meta, "__index") end

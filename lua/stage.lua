@@ -35,3 +35,35 @@ function stage.call(f, ...)
   end
   return finish(coroutine.resume(coroutine.create(f), unpack(args, 1, n)))
 end
+
+-- stage.actor(ask_id, callback [, timeout_ms]) (the original's preload actor.lua): an object
+-- whose method `ask_id` sends a request and routes its answer back:
+--
+--   local a = stage.actor("price", function(item, cost) print(item, cost) end)
+--   a:price({ "apple" }, "apple")   -- callback("apple", <answer...>) when "price" answers,
+--                                   -- callback("apple") if nothing came within 100 ms
+--
+-- The first argument after self is handed to the callback (tables spread, as stage.call does);
+-- the rest is the request. Each request gets a temporary callback id that removes itself.
+function stage.actor(ask_id, callback, timeout)
+  timeout = timeout or 100
+  local actor = { ask_id, callback, timeout }
+  actor[ask_id] = function(_, arg, ...)
+    local id = stage.waitfor(function(cb, a, ...)
+      stage.waitfor(_WAITFOR[-1], nil)
+      stage.call(cb, a, ...)
+    end, callback, arg)
+    if timeout > 0 then
+      stage.addtask(timeout, function(pending)
+        local f, bound = stage.waitfor(pending)
+        if f ~= nil then
+          stage.waitfor(pending, nil)
+          stage.call(bound[1], bound[2])
+        end
+        return -1
+      end, id)
+    end
+    return stage.signal(ask_id .. "=" .. id, ...)
+  end
+  return stage.proxy(actor, { "actor" })
+end

@@ -161,3 +161,33 @@ end)
     assert!(has("B2\t2\tnil"), "{out:?}");
     assert!(has("NAMES\tCOUNTER,LIMIT,total"), "{out:?}");
 }
+
+#[test]
+fn assigning_into_a_process_wide_table_writes_it_back() {
+    let (node, _dir) = run(
+        "writeback",
+        &[
+            (
+                "a",
+                r#"
+_SANDBOX[""] = { "*CFG" }
+CFG = { limits = { n = 1 }, name = "x" }
+CFG.limits.n = 5
+CFG.name = "y"
+stage.signal("b:look")
+"#,
+            ),
+            (
+                "b",
+                r#"
+stage.waitfor("look", function()
+  _SANDBOX[""] = { "*CFG" }
+  print("B", CFG.limits.n, CFG.name, __.CFG.limits.n)
+  print("DONE")
+end)
+"#,
+            ),
+        ],
+    );
+    node.wait_out("B\t5\ty\t5", WAIT);
+}

@@ -801,3 +801,59 @@ print("DONE")
     // Re-run in the same table: `count` survived.
     node.wait_out("TICK\tv2\t2", WAIT);
 }
+
+/// The original's test_actor.lua expectations (stage-spec §12): `actor:[table: 0x…]`, then
+/// `CALLBACK\tHI`, then `RETURN\tnil\tHELLO`, and nothing at the 100 ms cancel.
+#[test]
+fn actor_routes_answers_and_cancels_on_timeout() {
+    let (node, _dir) = run(
+        "actor",
+        &[(
+            "s.lua",
+            r##"
+local asker = stage.actor("greet", function(r) print("RETURN", self, r or "<cancel>") end)
+stage.waitfor("greet", function(r) print("CALLBACK", r); return "HELLO" end)
+print(asker)
+asker:greet({}, "HI")
+local slow = stage.actor("silent", function(tag, ...) print("TIMEOUT", tag, select("#", ...)) end, 50)
+stage.waitfor("silent", function() end)
+slow:silent({ "late" }, 1)
+stage.addtask(300, function() print("DONE"); return -1 end)
+"##,
+        )],
+        &["s"],
+    );
+    let lines = lines_with(&node, "");
+    assert!(lines[0].starts_with("actor:[table: 0x"), "{lines:?}");
+    assert_eq!(
+        &lines[1..],
+        [
+            "CALLBACK\tHI",
+            "RETURN\tnil\tHELLO",
+            "TIMEOUT\tlate\t0",
+            "DONE"
+        ]
+    );
+}
+
+#[test]
+fn the_main_script_may_return_an_idle_function() {
+    let (node, _dir) = run(
+        "idle",
+        &[(
+            "s.lua",
+            r##"
+local n = 0
+return function()
+  n = n + 1
+  print("IDLE", n)
+  if n < 3 then return 20 end
+  stage.addtask(100, function() print("DONE"); return -1 end)
+end
+"##,
+        )],
+        &["s"],
+    );
+    // Nothing returned: the idle function stops (stage-spec §4.3, as documented).
+    assert_eq!(lines_with(&node, "IDLE"), ["IDLE\t1", "IDLE\t2", "IDLE\t3"]);
+}

@@ -109,7 +109,7 @@ fn setup(node: Arc<Node>, spec: &StageSpec, limits: vm::Limits) -> mlua::Result<
 
 /// Runs (or, after a change, re-runs) the main script in a fresh sandbox. Its callbacks
 /// replace the ones of the same id; a table it returns registers each function field as a
-/// `waitfor` of that name (stage-spec §4.2). Errors are logged; what the script registered
+/// `waitfor` of that name, a function it returns is the idle function (stage-spec §4.2). Errors are logged; what the script registered
 /// before failing keeps serving.
 fn run_main(lua: &Lua, name: &str, source: &Source) {
     let run = || -> mlua::Result<()> {
@@ -117,12 +117,18 @@ fn run_main(lua: &Lua, name: &str, source: &Source) {
         let main = source.compile(lua)?;
         main.set_environment(sandbox.env())?;
         let result: Value = sandbox.call(lua, &main, &[], ())?;
-        if let Value::Table(t) = result {
-            for pair in t.pairs::<Value, Value>() {
-                if let (Value::String(k), Value::Function(f)) = pair? {
-                    api::waitfor::register(lua, &k.to_str()?, f, &[])?;
+        match result {
+            Value::Table(t) => {
+                for pair in t.pairs::<Value, Value>() {
+                    if let (Value::String(k), Value::Function(f)) = pair? {
+                        api::waitfor::register(lua, &k.to_str()?, f, &[])?;
+                    }
                 }
             }
+            // The idle function (stage-spec §4.3): called when the loop is idle, again after
+            // the number of ms it returns; nothing or <= 0 stops it (as the docs say).
+            Value::Function(f) => api::addtask::set_idle(lua, f)?,
+            _ => {}
         }
         Ok(())
     };

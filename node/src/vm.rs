@@ -29,9 +29,11 @@ pub fn create(node: &Arc<Node>, name: &str, limits: Limits) -> mlua::Result<Lua>
         lua.set_memory_limit(limits.memory)?;
     }
     budget::install(&lua, limits.instructions)?;
-    api::install(&lua, node, name)?;
+    // The sandbox first: the parts of the API written in Lua run inside it, like scripts.
     let store = api::store::sandbox_functions(&lua, node.store())?;
     let sandbox = Sandbox::install(&lua, store)?;
+    let env = sandbox.env();
     lua.set_app_data(sandbox);
+    api::install(&lua, node, name, env)?;
     Ok(lua)
 }

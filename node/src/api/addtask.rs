@@ -29,6 +29,8 @@ pub struct Timers {
     queue: BinaryHeap<Reverse<(Instant, u64, u64)>>,
     tasks: HashMap<u64, Task>,
     next: u64,
+    /// The task running the main script's idle function, replaced when the script reloads.
+    idle: Option<u64>,
 }
 
 impl Timers {
@@ -139,6 +141,18 @@ fn start(lua: &Lua, ms: u64, mut args: Vec<Value>) -> mlua::Result<Value> {
     Ok(Value::String(lua.create_string(handle(id))?))
 }
 
+/// Makes `f` the idle function: run at the next turn, then after the ms it returns; a return
+/// of nothing or <= 0 stops it. A reloaded main script's idle function replaces the old one.
+pub fn set_idle(lua: &Lua, f: Function) -> mlua::Result<()> {
+    if let Some(old) = ctx_mut(lua)?.timers.idle.take() {
+        ctx_mut(lua)?.timers.tasks.remove(&old);
+    }
+    start(lua, 0, vec![Value::Function(f)])?;
+    let mut c = ctx_mut(lua)?;
+    c.timers.idle = Some(c.timers.next - 1);
+    Ok(())
+}
+
 /// Timers run per turn of the main loop at most: messages and `Stop` get their turn in between
 /// even when timers are always due.
 const MAX_PER_TURN: usize = 64;
@@ -148,7 +162,7 @@ pub fn run_due(lua: &Lua) -> Option<Instant> {
     // One "now" per turn: a timer that takes longer than its interval is due again only next turn.
     let now = Instant::now();
     for _ in 0..MAX_PER_TURN {
-        let (f, args, interval, id) = {
+        let (f, args, interval, id, idle) = {
             let mut c = ctx_mut(lua).ok()?;
             let Reverse((when, id, generation)) = *c.timers.queue.peek()?;
             if when > now {
@@ -163,13 +177,21 @@ pub fn run_due(lua: &Lua) -> Option<Instant> {
             else {
                 continue; // cancelled or rescheduled
             };
-            (t.f.clone(), t.args.clone(), t.interval_ms, id)
+            (
+                t.f.clone(),
+                t.args.clone(),
+                t.interval_ms,
+                id,
+                c.timers.idle == Some(id),
+            )
         };
         let run = crate::value::decode_args(lua, &args)
             .map_err(mlua::Error::external)
             .and_then(|args| crate::sandbox::of(lua)?.call_multi(lua, &f, &[], args));
         let next = match run {
             Ok(r) => match r.into_iter().next() {
+                // No value: a task repeats at its interval, the idle function stops.
+                None if idle => None,
                 None => Some(interval).filter(|i| *i > 0),
                 Some(Value::Integer(n)) => u64::try_from(n).ok().filter(|n| *n > 0),
                 Some(Value::Number(n)) => (n.is_finite() && n >= 1.0).then_some(n as u64),

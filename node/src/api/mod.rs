@@ -27,7 +27,8 @@ const STAGE_LUA: &str = include_str!("../../../lua/stage.lua");
 const PROXY_LUA: &str = include_str!("../../../lua/lib/proxy.lua");
 
 /// Installs `stage`, `print`, `logger`/`log4cxx`, `__` and `_STAGE` into a stage VM.
-pub fn install(lua: &Lua, node: &Arc<Node>, name: &str) -> mlua::Result<()> {
+/// `env` is the sandbox proxy the Lua-written parts run in.
+pub fn install(lua: &Lua, node: &Arc<Node>, name: &str, env: mlua::Table) -> mlua::Result<()> {
     let stage = lua.create_table()?;
     stage.set("signal", lua.create_function(signal::signal)?)?;
     stage.set("waitfor", lua.create_function(waitfor::waitfor)?)?;
@@ -48,6 +49,7 @@ pub fn install(lua: &Lua, node: &Arc<Node>, name: &str) -> mlua::Result<()> {
     process::install(lua)?;
     lua.load(STAGE_LUA)
         .set_name("@lua/stage.lua")
+        .set_environment(env)
         .call::<()>(stage.clone())?;
     let proxy: mlua::Function = lua
         .load(PROXY_LUA)
