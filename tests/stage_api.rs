@@ -857,3 +857,37 @@ end
     // Nothing returned: the idle function stops (stage-spec §4.3, as documented).
     assert_eq!(lines_with(&node, "IDLE"), ["IDLE\t1", "IDLE\t2", "IDLE\t3"]);
 }
+
+#[test]
+fn process_and_thread_objects() {
+    let (node, _dir) = run(
+        "process",
+        &[(
+            "s.lua",
+            r##"
+process["%STAGE_TEST_VAR"] = "set from lua"
+process.title = "${program} demo"
+print("PROC", type(process.id), process.id > 0, math.type(process.tick), process.args[0] ~= nil,
+      process.stage, process["%STAGE_TEST_VAR"], process["%STAGE_UNSET_VAR"], process.title:match("demo$"))
+print("THREAD", math.type(thread.id), thread.id > 0, math.type(thread.tick), thread.tick > 1.6e9)
+print("BAD", pcall(function() process.id = 5 end))
+print("OUTSIDE", pcall(thread.signal, 1))
+print("DONE")
+"##,
+        )],
+        &["s"],
+    );
+    assert_line(
+        &node,
+        "PROC\tnumber\ttrue\tfloat\ttrue\t1\tset from lua\tnil\tdemo",
+    );
+    assert_line(&node, "THREAD\tinteger\ttrue\tfloat\ttrue");
+    assert!(node
+        .stdout()
+        .iter()
+        .any(|l| l.starts_with("BAD\tfalse") && l.contains("cannot be assigned")));
+    assert!(node
+        .stdout()
+        .iter()
+        .any(|l| l.starts_with("OUTSIDE\tfalse") && l.contains("Thread is not in use")));
+}
