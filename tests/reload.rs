@@ -51,11 +51,14 @@ print("LOADED", TAG)
     .replace("@TAG@", tag)
 }
 
-/// 10 signals every millisecond (about 10,000 a second) until 30,000, then `end`.
+/// 10,000 signals a second, paced by the wall clock (each tick sends what is due since the
+/// start), until 30,000, then `end`.
 const SENDER: &str = r#"
-local seq, N = 0, 30000
-stage.addtask(1, function()
-  for _ = 1, 10 do
+local seq, N, RATE = 0, 30000, 10000
+local t0 = thread.tick
+stage.addtask(5, function()
+  local due = math.min(N, math.floor((thread.tick - t0) * RATE))
+  while seq < due do
     seq = seq + 1
     stage.signal("rx:m", seq)
   end
