@@ -146,3 +146,31 @@ end)
         .count();
     assert!(lines >= 1, "{}", node.dump());
 }
+
+/// Registrations and timers belong to the stage, whichever thread makes them (stage-spec
+/// §6.6): a job's `stage.waitfor` and `stage.addtask` land on the stage's main loop.
+#[test]
+fn a_job_registers_callbacks_and_timers_on_its_stage() {
+    let dir = Scratch::new("job-register");
+    dir.write(
+        "s.lua",
+        r#"
+stage.submit(function(tag)
+  local id = stage.waitfor(function(bound, v) print("CALLBACK", bound, v, _STAGE) end, tag)
+  stage.addtask(10, function(x) print("TASK", x); stage.signal(id, "from the task"); return -1 end, 7)
+  print("QUERY", pcall(stage.waitfor, id))
+end, "bound in a job")
+"#,
+    );
+    let node = Proc::node("job-register", &["--stage", "s=s.lua"], &dir.dir);
+    node.wait_out("TASK\t7", WAIT);
+    assert_eq!(
+        node.wait_out("CALLBACK", WAIT),
+        "CALLBACK\tbound in a job\tfrom the task\ts"
+    );
+    let query = node.wait_out("QUERY", WAIT);
+    assert!(
+        query.starts_with("QUERY\tfalse") && query.contains("main loop"),
+        "{query}"
+    );
+}

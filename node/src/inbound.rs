@@ -19,6 +19,17 @@ pub enum Inbound {
     Message(Delivery),
     /// A `thread.new` function finished; its handler id expires a moment later.
     ThreadDone(String),
+    /// A job registered (`[f, bound...]`) or unregistered (empty body) a callback of its stage.
+    Register {
+        id: String,
+        body: Bytes,
+    },
+    /// A job added a timer to its stage: `[f, args...]`.
+    AddTask {
+        id: u64,
+        ms: u64,
+        body: Bytes,
+    },
     /// The node is stopping (the signal's name): run the stage's quit hook, handle what is
     /// already queued, and leave the main loop.
     Stop(&'static str),

@@ -215,6 +215,16 @@ fn main_loop(lua: &Lua, name: &str, mut watch: Watch, inbox: Receiver<Inbound>) 
             .min(scripts.refresh());
         match inbox.recv_timeout(wait) {
             Ok(Inbound::Message(d)) => api::waitfor::dispatch(lua, d),
+            Ok(Inbound::Register { id, body }) => {
+                if let Err(e) = api::waitfor::registered_by_worker(lua, &id, &body) {
+                    log::error!("stage {name}: stage.waitfor('{id}') from a job: {e}");
+                }
+            }
+            Ok(Inbound::AddTask { id, ms, body }) => {
+                if let Err(e) = api::addtask::added_by_worker(lua, id, ms, &body) {
+                    log::error!("stage {name}: stage.addtask from a job: {e}");
+                }
+            }
             Ok(Inbound::ThreadDone(id)) => {
                 if let Ok(mut c) = api::ctx_mut(lua) {
                     c.expiring.push((Instant::now() + THREAD_LINGER, id));

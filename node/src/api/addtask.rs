@@ -28,7 +28,6 @@ struct Task {
 pub struct Timers {
     queue: BinaryHeap<Reverse<(Instant, u64, u64)>>,
     tasks: HashMap<u64, Task>,
-    next: u64,
     /// The task running the main script's idle function, replaced when the script reloads.
     idle: Option<u64>,
 }
@@ -56,12 +55,17 @@ fn handle(id: u64) -> String {
     format!("task:{id}")
 }
 
+/// Task ids are unique in the process, so a worker can hand out the handle of a task its
+/// stage's main loop will add.
+fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// `stage.addtask(...)`.
 pub fn addtask(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
     if ctx(lua)?.worker {
-        return Err(mlua::Error::runtime(
-            "stage.addtask in a worker: a job repeats by returning the delay in ms; timers belong to the stage's main loop",
-        ));
+        return from_worker(lua, args);
     }
     let mut args: Vec<Value> = args.into_iter().collect();
     match args.first() {
@@ -124,21 +128,72 @@ fn start(lua: &Lua, ms: u64, mut args: Vec<Value>) -> mlua::Result<Value> {
     };
     let mut encoded = Vec::new();
     crate::value::encode_args(&mut encoded, args.iter()).map_err(mlua::Error::external)?;
+    let id = next_id();
+    add(lua, id, ms, f, encoded)?;
+    Ok(Value::String(lua.create_string(handle(id))?))
+}
+
+fn add(lua: &Lua, id: u64, ms: u64, f: Function, args: Vec<u8>) -> mlua::Result<()> {
     let mut c = ctx_mut(lua)?;
-    let id = c.timers.next;
-    c.timers.next += 1;
     c.timers.tasks.insert(
         id,
         Task {
             f,
-            args: encoded,
+            args,
             interval_ms: ms,
             generation: 0,
         },
     );
     c.timers.schedule(id, ms);
-    drop(c);
+    Ok(())
+}
+
+/// `stage.addtask(ms, f, v...)` in a job: the task belongs to the job's stage, so it is sent
+/// to that stage's main loop (the function as bytecode); the handle is returned at once.
+fn from_worker(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
+    let mut args: Vec<Value> = args.into_iter().collect();
+    let ms = match args.first().and_then(millis) {
+        Some(ms) => {
+            args.remove(0);
+            ms
+        }
+        None => 0,
+    };
+    if !matches!(args.first(), Some(Value::Function(_))) {
+        return Err(mlua::Error::runtime(
+            "stage.addtask in a job: only (ms, function, ...) and (function, ...); handles are managed on the stage's main loop",
+        ));
+    }
+    let id = next_id();
+    let mut body = Vec::new();
+    crate::value::encode_args(&mut body, args.iter()).map_err(mlua::Error::external)?;
+    let (node, stage) = {
+        let c = ctx(lua)?;
+        (c.node.clone(), c.name.clone())
+    };
+    node.deliver_inbound(
+        &stage,
+        crate::inbound::Inbound::AddTask {
+            id,
+            ms,
+            body: body.into(),
+        },
+    );
     Ok(Value::String(lua.create_string(handle(id))?))
+}
+
+/// Adds a task a job sent (see [`from_worker`]).
+pub fn added_by_worker(lua: &Lua, id: u64, ms: u64, body: &[u8]) -> mlua::Result<()> {
+    let mut values = crate::value::decode_args(lua, body).map_err(mlua::Error::external)?;
+    let Some(Value::Function(f)) = values.pop_front() else {
+        return Err(mlua::Error::runtime(
+            "a task from a job without its function",
+        ));
+    };
+    let mut args = Vec::new();
+    let rest: Vec<Value> = values.into_iter().collect();
+    crate::value::encode_args(&mut args, rest.iter()).map_err(mlua::Error::external)?;
+    add(lua, id, ms, f, args)
 }
 
 /// Makes `f` the idle function: run at the next turn, then after the ms it returns; a return
@@ -147,9 +202,9 @@ pub fn set_idle(lua: &Lua, f: Function) -> mlua::Result<()> {
     if let Some(old) = ctx_mut(lua)?.timers.idle.take() {
         ctx_mut(lua)?.timers.tasks.remove(&old);
     }
-    start(lua, 0, vec![Value::Function(f)])?;
-    let mut c = ctx_mut(lua)?;
-    c.timers.idle = Some(c.timers.next - 1);
+    let id = next_id();
+    add(lua, id, 0, f, Vec::new())?;
+    ctx_mut(lua)?.timers.idle = Some(id);
     Ok(())
 }
 

@@ -96,9 +96,7 @@ fn generated_id(len: usize) -> String {
 /// `stage.waitfor(...)`, every form of stage-spec §6.6.
 pub fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     if ctx(lua)?.worker {
-        return Err(mlua::Error::runtime(
-            "stage.waitfor in a worker: register callbacks on the stage's main loop (its main script or callbacks)",
-        ));
+        return from_worker(lua, args);
     }
     let mut args: Vec<Value> = args.into_iter().collect();
     if args.is_empty() {
@@ -177,6 +175,71 @@ pub fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
             )]))
         }
     }
+}
+
+/// `stage.waitfor` in a job: registrations belong to the job's stage (stage-spec §6.6), so
+/// (un)registering is sent to its main loop, the function as bytecode. Queries need the main
+/// loop's registry and are refused.
+fn from_worker(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
+    let mut args: Vec<Value> = args.into_iter().collect();
+    let (id, rest) = match (args.first(), args.get(1)) {
+        (Some(Value::Function(_)), _) => (generated_id(16), args),
+        (Some(Value::Integer(n)), Some(Value::Function(_))) => {
+            let n = usize::try_from(*n).unwrap_or(0);
+            (generated_id(n), args.split_off(1))
+        }
+        (Some(Value::String(s)), Some(Value::Function(_) | Value::Nil)) => {
+            let id = s.to_str()?.to_owned();
+            (id, args.split_off(1))
+        }
+        _ => {
+            return Err(mlua::Error::runtime(
+                "stage.waitfor in a job: only (id, function, ...), (function, ...) and (id, nil); queries run on the stage's main loop",
+            ))
+        }
+    };
+    let body = match rest.first() {
+        Some(Value::Function(_)) => {
+            let mut buf = Vec::new();
+            crate::value::encode_args(&mut buf, rest.iter()).map_err(mlua::Error::external)?;
+            buf
+        }
+        _ => Vec::new(),
+    };
+    let (node, stage) = {
+        let c = ctx(lua)?;
+        (c.node.clone(), c.name.clone())
+    };
+    let registering = !body.is_empty();
+    node.deliver_inbound(
+        &stage,
+        crate::inbound::Inbound::Register {
+            id: id.clone(),
+            body: body.into(),
+        },
+    );
+    if !registering {
+        return Ok(MultiValue::new());
+    }
+    Ok(MultiValue::from_iter([Value::String(
+        lua.create_string(&id)?,
+    )]))
+}
+
+/// Applies a registration a job sent (see [`from_worker`]).
+pub fn registered_by_worker(lua: &Lua, id: &str, body: &[u8]) -> mlua::Result<()> {
+    if body.is_empty() {
+        ctx_mut(lua)?.waitfors.remove(id);
+        return Ok(());
+    }
+    let mut values = crate::value::decode_args(lua, body).map_err(mlua::Error::external)?;
+    let Some(Value::Function(f)) = values.pop_front() else {
+        return Err(mlua::Error::runtime(
+            "a registration from a job without its function",
+        ));
+    };
+    let bound: Vec<Value> = values.into_iter().collect();
+    register(lua, id, f, &bound)
 }
 
 /// Registers (or replaces) callback `id`.
