@@ -203,7 +203,9 @@ pub fn set_idle(lua: &Lua, f: Function) -> mlua::Result<()> {
         ctx_mut(lua)?.timers.tasks.remove(&old);
     }
     let id = next_id();
-    add(lua, id, 0, f, Vec::new())?;
+    let mut no_args = Vec::new();
+    crate::value::encode_args(&mut no_args, []).map_err(mlua::Error::external)?;
+    add(lua, id, 0, f, no_args)?;
     ctx_mut(lua)?.timers.idle = Some(id);
     Ok(())
 }
