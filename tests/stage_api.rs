@@ -891,3 +891,39 @@ print("DONE")
         .iter()
         .any(|l| l.starts_with("OUTSIDE\tfalse") && l.contains("Thread is not in use")));
 }
+
+#[test]
+fn lua_config_is_read_and_written_through_process_dollar() {
+    let (node, _dir) = start(
+        "lua-config",
+        &[
+            (
+                "config.json",
+                r#"{ "%cluster": "tcp://[::]:8081?bson=64k,128k", "limits": { "n": 3, "ratio": 0.5 } }"#,
+            ),
+            (
+                "s.lua",
+                r##"
+print("CLUSTER", process["$%cluster"])
+print("LIMITS", process["$limits"].n, math.type(process["$limits"].n), process["$limits"].ratio)
+process["$extra"] = '{"list": [1, 2, 3]}'
+print("EXTRA", #process["$extra"].list, process["$"].limits.n)
+print("BAD", pcall(function() process["$x"] = "{not json" end))
+process["$"] = '{"only": true}'
+print("REPLACED", process["$only"], process["$limits"])
+print("DONE")
+"##,
+            ),
+        ],
+        &["--stage", "s=s.lua", "--lua-config", "config.json"],
+    );
+    node.wait_out("DONE", WAIT);
+    assert_line(&node, "CLUSTER\ttcp://[::]:8081?bson=64k,128k");
+    assert_line(&node, "LIMITS\t3\tinteger\t0.5");
+    assert_line(&node, "EXTRA\t3\t3");
+    assert_line(&node, "REPLACED\ttrue\tnil");
+    assert!(node
+        .stdout()
+        .iter()
+        .any(|l| l.starts_with("BAD\tfalse") && l.contains("not JSON")));
+}

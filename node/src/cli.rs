@@ -30,6 +30,9 @@ pub struct Args {
     /// File holding the cluster secret to prove to routers.
     #[arg(long)]
     pub secret_file: Option<PathBuf>,
+    /// A JSON object scripts read as process["$NAME"] (the Lua configuration).
+    #[arg(long, value_name = "FILE")]
+    pub lua_config: Option<PathBuf>,
     /// Name of this node in router logs (default: its stage names and pid).
     #[arg(long)]
     pub name: Option<String>,

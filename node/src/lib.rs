@@ -59,6 +59,9 @@ fn run(args: cli::Args) -> Result<(), String> {
         .as_deref()
         .map(stage_proto::handshake::read_secret_file)
         .transpose()?;
+    if let Some(path) = &args.lua_config {
+        api::config::load_file(path)?;
+    }
     let locations = script::parse_locations(&args.packages)?;
     let scripts = script::Scripts::new(locations, script::DEFAULT_REFRESH);
     let mut specs = Vec::new();

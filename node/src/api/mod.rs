@@ -1,6 +1,7 @@
 //! The `stage.*` API installed into every stage VM.
 
 pub mod addtask;
+pub mod config;
 pub mod import;
 pub mod load;
 pub mod logger;

@@ -7,9 +7,11 @@
 //! | `process.args` | `{[0] = program, ...}` the command line |
 //! | `process.stage` | this node's instance number |
 //! | `process["%NAME"]` | environment variable NAME, or nil |
+//! | `process["$NAME"]`, `process["$"]` | `--lua-config` value NAME, the whole config (see [`super::config`]) |
 //! | `process.title` | the title last set |
 //!
-//! Writing `process["%NAME"] = v` sets the environment variable (nil unsets it); writing
+//! Writing `process["%NAME"] = v` sets the environment variable (nil unsets it),
+//! `process["$NAME"] = json_text` a config value; writing
 //! `process.title = s` records the title (`${program}` in it becomes the program name) and
 //! names the node's main thread after it, as `ps -L`/`top -H` show.
 
@@ -37,6 +39,7 @@ fn get(lua: &Lua, key: &str) -> mlua::Result<Value> {
             }
             Value::Table(t)
         }
+        k if k.starts_with('$') => super::config::get(lua, &k[1..])?,
         k => match k.strip_prefix('%') {
             Some(name) if !name.is_empty() => match std::env::var_os(name) {
                 Some(v) => Value::String(lua.create_string(v.as_encoded_bytes())?),
@@ -48,6 +51,9 @@ fn get(lua: &Lua, key: &str) -> mlua::Result<Value> {
 }
 
 fn set(key: &str, v: Value) -> mlua::Result<()> {
+    if let Some(name) = key.strip_prefix('$') {
+        return super::config::set(name, v);
+    }
     if key == "title" {
         let program = std::env::args().next().unwrap_or_default();
         let title = v.to_string()?.replace("${program}", &program);
@@ -65,7 +71,7 @@ fn set(key: &str, v: Value) -> mlua::Result<()> {
             Ok(())
         }
         _ => Err(mlua::Error::runtime(format!(
-            "process.{key} cannot be assigned (only process[\"%NAME\"] and process.title)"
+            "process.{key} cannot be assigned (only process[\"%NAME\"], process[\"$NAME\"] and process.title)"
         ))),
     }
 }
