@@ -32,3 +32,13 @@ end
 function on_mode(name, mode)
   router.mode(router.class(name), mode)
 end
+
+-- A node has been silent for the heartbeat window (frozen, overloaded, cut off): the modes skip
+-- it already; a script could also move a master here. on_back: it speaks again.
+function on_silent(link)
+  router.log(string.format("link %d is silent", link))
+end
+
+function on_back(link)
+  router.log(string.format("link %d is back", link))
+end

@@ -50,6 +50,10 @@ pub struct Args {
     /// Memory each Lua VM may allocate, in MiB (0: no limit).
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub memory_limit: usize,
+    /// Milliseconds a router may stay silent (heartbeats go every fifth of it) before this node
+    /// sends through another one.
+    #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub heartbeat_window: u64,
     /// Log filter: error, warn, info, debug, trace, or env_logger syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,

@@ -127,6 +127,7 @@ fn run(args: cli::Args) -> Result<(), String> {
             stages: specs.iter().map(|s| s.name.clone()).collect(),
             secret,
             max_frame: args.max_frame,
+            heartbeat_window: Duration::from_millis(args.heartbeat_window),
         };
         Arc::new(cluster::Cluster::new(identity, instance.clone(), senders))
     });

@@ -19,6 +19,7 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod header;
+pub mod heartbeat;
 pub mod service;
 pub mod shutdown;
 pub mod writer;

@@ -32,6 +32,10 @@ pub struct Args {
     /// Largest frame accepted, in bytes.
     #[arg(long, default_value_t = stage_proto::DEFAULT_MAX_FRAME)]
     pub max_frame: usize,
+    /// Milliseconds a node may stay silent (heartbeats go every fifth of it) before it gets no
+    /// more traffic until it speaks again.
+    #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub heartbeat_window: u64,
     /// Log filter: error, warn, info, debug, trace, or env_logger syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,

@@ -55,6 +55,7 @@ fn run(args: cli::Args) -> Result<(), String> {
     let settings = server::Settings {
         secret,
         max_frame: args.max_frame,
+        heartbeat_window: std::time::Duration::from_millis(args.heartbeat_window),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
+use stage_proto::heartbeat::Liveness;
 use tokio::sync::mpsc::UnboundedSender;
 
 /// One registered connection. Members of the forwarding table hold an `Arc<Link>`, so a link
@@ -18,6 +19,8 @@ pub struct Link {
     pub peer: SocketAddr,
     tx: UnboundedSender<Bytes>,
     alive: AtomicBool,
+    /// Heartbeat state: a silent node keeps its link but gets no traffic.
+    pub liveness: Liveness,
 }
 
 impl Link {
@@ -28,11 +31,17 @@ impl Link {
             peer,
             tx,
             alive: AtomicBool::new(true),
+            liveness: Liveness::default(),
         }
     }
 
     pub fn is_alive(&self) -> bool {
         self.alive.load(Ordering::Relaxed)
+    }
+
+    /// Whether the forwarding modes may pick it: alive and not silent (frozen).
+    pub fn is_serving(&self) -> bool {
+        self.is_alive() && !self.liveness.is_silent()
     }
 
     /// Marks the link dead; later sends fail and selection skips it.

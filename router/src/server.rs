@@ -19,6 +19,8 @@ use crate::table::Table;
 pub struct Settings {
     pub secret: Option<Vec<u8>>,
     pub max_frame: usize,
+    /// Silence after which a node gets no traffic until it speaks again.
+    pub heartbeat_window: std::time::Duration,
 }
 
 /// Registration state changed only under the control lock, together with script events, so a
@@ -65,6 +67,13 @@ impl Router {
             .write()
             .expect("table lock")
             .route(id, link, token.is_none())
+    }
+
+    /// Calls a control-script event handler with a link token (under the control lock).
+    pub fn event(&self, name: &str, token: u32) {
+        if let Some(control) = self.control.lock().expect("control lock").as_ref() {
+            control.script.event(name, token);
+        }
     }
 
     /// `router.class(name)`: the class number, created (and announced to every node) if new.

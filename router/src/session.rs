@@ -7,8 +7,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use mlua::Value;
 use stage_proto::handshake::{self, Challenge, Hello, Refuse, Welcome};
+use stage_proto::heartbeat;
 use stage_proto::writer::write_frames;
-use stage_proto::{Frame, FrameCodec, Header, Kind, ServiceId, PROTOCOL_VERSION};
+use stage_proto::{FrameCodec, Kind, ServiceId, PROTOCOL_VERSION};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
@@ -74,9 +75,11 @@ pub async fn run(router: Arc<Router>, stream: TcpStream, peer: SocketAddr) {
         .decoder_mut()
         .set_max_frame(router.settings.max_frame);
     let writer = tokio::spawn(write_frames(rx, wr));
+    let beat = tokio::spawn(heartbeat(router.clone(), link.clone()));
     let reason = read_loop(&router, &link, instance, &mut reader).await;
     link.kill();
     writer.abort();
+    beat.abort();
     unregister(&router, &link, instance, &reason);
 }
 
@@ -232,6 +235,10 @@ async fn read_loop(router: &Router, link: &Link, instance: u32, reader: &mut Rea
             Ok(f) => f,
             Err(e) => return closing(link, format!("malformed frame: {e}")),
         };
+        if link.liveness.heard().is_some() {
+            log::info!("{link} speaks again: back in the forwarding table");
+            router.event("on_back", link.token);
+        }
         match frame.header.kind {
             Kind::Message => {
                 // A member speaks only for its own instance: a forged source would send answers
@@ -257,9 +264,7 @@ async fn read_loop(router: &Router, link: &Link, instance: u32, reader: &mut Rea
                 }
             }
             Kind::Ping => {
-                let mut h = Header::new(Kind::Pong);
-                h.key = frame.header.key;
-                link.send(Frame::new(h, &[]).raw);
+                link.send(heartbeat::pong(frame.header.key));
             }
             Kind::Pong => {}
             other => {
@@ -271,6 +276,21 @@ async fn read_loop(router: &Router, link: &Link, instance: u32, reader: &mut Rea
         }
     }
     "connection closed".into()
+}
+
+/// Pings the node and takes it out of the forwarding table while it is silent.
+async fn heartbeat(router: Arc<Router>, link: Arc<Link>) {
+    let window = router.settings.heartbeat_window;
+    heartbeat::run(
+        &link.liveness,
+        window,
+        |ping| link.send(ping),
+        |_| {
+            log::warn!("{link} silent (heartbeat window {window:?}): no traffic until it speaks again");
+            router.event("on_silent", link.token);
+        },
+    )
+    .await;
 }
 
 fn closing(link: &Link, why: String) -> String {

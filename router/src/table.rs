@@ -26,7 +26,7 @@ pub struct Member {
 
 impl Member {
     fn live(&self) -> Option<&Arc<Link>> {
-        self.link.as_ref().filter(|l| l.is_alive())
+        self.link.as_ref().filter(|l| l.is_serving())
     }
 }
 

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use stage_proto::handshake::{self, Challenge, Hello, Refuse, Welcome};
+use stage_proto::heartbeat;
 use stage_proto::writer::write_frames;
-use stage_proto::{Frame, FrameCodec, Header, Kind, NackReason, PROTOCOL_VERSION};
+use stage_proto::{Frame, FrameCodec, Kind, NackReason, PROTOCOL_VERSION};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
@@ -45,7 +46,9 @@ pub async fn maintain(cluster: Arc<Cluster>, order: usize, addr: String, ready: 
                 backoff = MIN_BACKOFF;
                 failures = 0;
                 log::info!("linked to router {addr}");
+                let beat = tokio::spawn(heartbeat(cluster.identity.heartbeat_window, link.clone()));
                 let why = read_loop(&cluster, &link, &mut reader).await;
+                beat.abort();
                 cluster.remove_link(&link);
                 log::warn!("lost router {addr}: {why}");
             }
@@ -166,6 +169,7 @@ async fn connect(
         local,
         tx,
         alive: AtomicBool::new(true),
+        liveness: Default::default(),
     });
     link.learn(&welcome.classes);
     tokio::spawn(write_frames(rx, wr));
@@ -182,6 +186,22 @@ async fn next_frame(reader: &mut Reader) -> Result<Frame, Failure> {
     }
 }
 
+/// Pings the router; while it is silent this node sends through another one.
+async fn heartbeat(window: Duration, link: Arc<RouterLink>) {
+    heartbeat::run(
+        &link.liveness,
+        window,
+        |ping| link.tx.send(ping).is_ok(),
+        |_| {
+            log::warn!(
+                "router {} silent (heartbeat window {window:?}): sending through another router until it speaks again",
+                link.addr
+            )
+        },
+    )
+    .await;
+}
+
 /// Delivers frames to the stages until the link breaks; returns why.
 async fn read_loop(cluster: &Cluster, link: &RouterLink, reader: &mut Reader) -> String {
     while let Some(item) = reader.next().await {
@@ -189,6 +209,9 @@ async fn read_loop(cluster: &Cluster, link: &RouterLink, reader: &mut Reader) ->
             Ok(f) => f,
             Err(e) => return format!("malformed frame from router: {e}"),
         };
+        if link.liveness.heard().is_some() {
+            log::info!("router {} speaks again", link.addr);
+        }
         let h = frame.header;
         match h.kind {
             Kind::Message | Kind::Nack => {
@@ -219,9 +242,7 @@ async fn read_loop(cluster: &Cluster, link: &RouterLink, reader: &mut Reader) ->
                 Err(e) => return format!("bad class map: {e}"),
             },
             Kind::Ping => {
-                let mut pong = Header::new(Kind::Pong);
-                pong.key = h.key;
-                let _ = link.tx.send(Frame::new(pong, &[]).raw);
+                let _ = link.tx.send(heartbeat::pong(h.key));
             }
             Kind::Pong => {}
             other => return format!("unexpected {other:?} frame from router"),

@@ -25,6 +25,7 @@ pub struct Identity {
     pub stages: Vec<String>,
     pub secret: Option<Vec<u8>>,
     pub max_frame: usize,
+    pub heartbeat_window: std::time::Duration,
 }
 
 /// One welcomed router link.
@@ -39,6 +40,8 @@ pub struct RouterLink {
     local: HashMap<u8, usize>,
     tx: UnboundedSender<Bytes>,
     alive: AtomicBool,
+    /// Heartbeats: a silent router is not sent through until it speaks again.
+    liveness: stage_proto::heartbeat::Liveness,
 }
 
 impl RouterLink {
@@ -108,13 +111,13 @@ impl Cluster {
         }
     }
 
-    /// The link to send on: the first live one in router order.
+    /// The link to send on: the first live, not silent one in router order.
     fn current(&self) -> Option<Arc<RouterLink>> {
         self.links
             .read()
             .expect("links lock")
             .iter()
-            .find(|l| l.alive.load(Ordering::Relaxed))
+            .find(|l| l.alive.load(Ordering::Relaxed) && !l.liveness.is_silent())
             .cloned()
     }
 
