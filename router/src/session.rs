@@ -286,7 +286,9 @@ async fn heartbeat(router: Arc<Router>, link: Arc<Link>) {
         window,
         |ping| link.send(ping),
         |_| {
-            log::warn!("{link} silent (heartbeat window {window:?}): no traffic until it speaks again");
+            log::warn!(
+                "{link} silent (heartbeat window {window:?}): no traffic until it speaks again"
+            );
             router.event("on_silent", link.token);
         },
     )
