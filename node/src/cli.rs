@@ -50,6 +50,10 @@ pub struct Args {
     /// Memory each Lua VM may allocate, in MiB (0: no limit).
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub memory_limit: usize,
+    /// Milliseconds a request (`=ret`, `!fail`) waits for its answer before its fail path runs,
+    /// unless the target gives its own (`{ "stage:id=ret", 2000 }`).
+    #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub deadline: u64,
     /// Milliseconds a router may stay silent (heartbeats go every fifth of it) before this node
     /// sends through another one.
     #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=600_000))]

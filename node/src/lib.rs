@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod inbound;
 pub mod node;
+pub mod pending;
 pub mod pool;
 pub mod sandbox;
 pub mod script;
@@ -118,6 +119,7 @@ fn run(args: cli::Args) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
+    let pending = Arc::new(pending::Pending::default());
     let cluster = (!standalone).then(|| {
         let identity = cluster::Identity {
             node: args.name.clone().unwrap_or_else(|| {
@@ -129,7 +131,12 @@ fn run(args: cli::Args) -> Result<(), String> {
             max_frame: args.max_frame,
             heartbeat_window: Duration::from_millis(args.heartbeat_window),
         };
-        Arc::new(cluster::Cluster::new(identity, instance.clone(), senders))
+        Arc::new(cluster::Cluster::new(
+            identity,
+            instance.clone(),
+            senders,
+            pending.clone(),
+        ))
     });
     if let Some(c) = &cluster {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -156,6 +163,8 @@ fn run(args: cli::Args) -> Result<(), String> {
         scripts,
         inboxes,
         cluster,
+        pending,
+        Duration::from_millis(args.deadline),
     ));
     let limits = vm::Limits {
         memory: args.memory_limit.saturating_mul(1 << 20),
@@ -167,6 +176,8 @@ fn run(args: cli::Args) -> Result<(), String> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let mut threads = worker::spawn(&node, node.pool(), workers, limits)
         .map_err(|e| format!("worker thread: {e}"))?;
+    threads
+        .push(pending::spawn_deadlines(node.clone()).map_err(|e| format!("deadline thread: {e}"))?);
     for (spec, rx) in specs.into_iter().zip(receivers) {
         threads.push(
             stage::spawn(node.clone(), spec, limits, rx)

@@ -11,6 +11,7 @@ use stage_proto::Mode;
 
 use crate::cluster::Cluster;
 use crate::inbound::{Delivery, Inbound};
+use crate::pending::Pending;
 use crate::pool::Pool;
 use crate::script::Scripts;
 use crate::store::Store;
@@ -45,6 +46,9 @@ pub struct Node {
     store: Arc<Store>,
     scripts: Scripts,
     pool: Pool,
+    pending: Arc<Pending>,
+    /// How long a request waits for its answer unless its target says otherwise.
+    deadline: std::time::Duration,
 }
 
 impl Node {
@@ -54,6 +58,8 @@ impl Node {
         scripts: Scripts,
         inboxes: HashMap<String, Sender<Inbound>>,
         cluster: Option<Arc<Cluster>>,
+        pending: Arc<Pending>,
+        deadline: std::time::Duration,
     ) -> Node {
         Node {
             instance,
@@ -63,12 +69,24 @@ impl Node {
             store: Arc::default(),
             scripts,
             pool: Pool::default(),
+            pending,
+            deadline,
         }
     }
 
     /// This node's instance number (0 until a router assigned one).
     pub fn instance(&self) -> u32 {
         self.instance.load(Ordering::Relaxed)
+    }
+
+    /// Requests waiting for answers.
+    pub fn pending(&self) -> &Arc<Pending> {
+        &self.pending
+    }
+
+    /// The default time a request waits for its answer (`--deadline`).
+    pub fn deadline(&self) -> std::time::Duration {
+        self.deadline
     }
 
     /// The worker pool's queue (`stage.submit`, `thread.new`).
@@ -167,6 +185,7 @@ impl Node {
     /// Asks every stage to leave its main loop, and the workers to stop.
     pub fn stop_all(&self, signal: &'static str) {
         self.pool.stop();
+        self.pending.stop();
         for tx in self.inboxes.values() {
             let _ = tx.send(Inbound::Stop(signal));
         }

@@ -119,12 +119,13 @@ fn named(lua: &Lua, name: &str) -> mlua::Result<Function> {
 
 /// Sends `values` to callback `id` of `stage` on this node (a `thread.new` handler).
 pub fn deliver(node: &Node, stage: &str, id: &str, values: MultiValue) {
-    let body =
-        (|| -> mlua::Result<Bytes> {
-            let values: Vec<Value> = values.into_iter().collect();
-            Ok(Bytes::from(api::signal::body(id, "", &values)?)
-                .slice(stage_proto::frame::PREFIX_LEN..))
-        })();
+    let body = (|| -> mlua::Result<Bytes> {
+        let values: Vec<Value> = values.into_iter().collect();
+        Ok(
+            Bytes::from(api::signal::body(id, "", Default::default(), &values)?)
+                .slice(stage_proto::frame::PREFIX_LEN..),
+        )
+    })();
     match body {
         Ok(body) => {
             let d = Delivery {

@@ -1,12 +1,13 @@
 //! The message envelope: what the receiving node needs besides the payload.
 //!
 //! ```text
-//! msgid_len u16 | msgid | sender_len u8 | sender | deadline_ms u64 | payload (BSON document)
+//! msgid_len u16 | msgid | sender_len u8 | sender | deadline_ms u64 | corr u64 | answer u8 | payload
 //! ```
 //! `msgid` is the key the receiver looks up (`"id"`, `"id=ret"`, `"S:id"` for `stage+id`);
 //! `sender` is the sending stage's name, so a reply can be addressed by name through any router;
-//! `deadline_ms` is an absolute Unix time in milliseconds after which the message is void, or 0.
-//! Routers never look at any of this.
+//! `deadline_ms` is an absolute Unix time in milliseconds after which the message is void, or 0;
+//! `corr` identifies a request that expects an answer (0: none), and with `answer` = 1 the
+//! message is an answer to request `corr`. Routers never look at any of this.
 
 use crate::error::FrameError;
 
@@ -16,6 +17,9 @@ pub struct Envelope<'a> {
     pub msgid: &'a [u8],
     pub sender: &'a [u8],
     pub deadline_ms: u64,
+    /// The request this message is (or, with `answer`, answers); 0 for none.
+    pub corr: u64,
+    pub answer: bool,
 }
 
 impl<'a> Envelope<'a> {
@@ -30,6 +34,8 @@ impl<'a> Envelope<'a> {
         buf.push(sender_len);
         buf.extend_from_slice(self.sender);
         buf.extend_from_slice(&self.deadline_ms.to_le_bytes());
+        buf.extend_from_slice(&self.corr.to_le_bytes());
+        buf.push(u8::from(self.answer));
         Ok(())
     }
 
@@ -41,18 +47,31 @@ impl<'a> Envelope<'a> {
             split(rest, u16::from_le_bytes([len[0], len[1]]) as usize).ok_or(cut.clone())?;
         let (len, rest) = split(rest, 1).ok_or(cut.clone())?;
         let (sender, rest) = split(rest, len[0] as usize).ok_or(cut.clone())?;
-        let (deadline, payload) = split(rest, 8).ok_or(cut)?;
-        let mut d = [0u8; 8];
-        d.copy_from_slice(deadline);
+        let (deadline, rest) = split(rest, 8).ok_or(cut.clone())?;
+        let (corr, rest) = split(rest, 8).ok_or(cut.clone())?;
+        let (answer, payload) = split(rest, 1).ok_or(cut)?;
+        let answer = match answer[0] {
+            0 => false,
+            1 => true,
+            _ => return Err(FrameError::BadEnvelope("answer flag is neither 0 nor 1")),
+        };
         Ok((
             Envelope {
                 msgid,
                 sender,
-                deadline_ms: u64::from_le_bytes(d),
+                deadline_ms: u64_le(deadline),
+                corr: u64_le(corr),
+                answer,
             },
             payload,
         ))
     }
+}
+
+fn u64_le(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(b);
+    u64::from_le_bytes(a)
 }
 
 fn split(b: &[u8], n: usize) -> Option<(&[u8], &[u8])> {
@@ -69,6 +88,8 @@ mod tests {
             msgid: b"hello=ret",
             sender: b"alpha",
             deadline_ms: 1234,
+            corr: 77,
+            answer: true,
         };
         let mut buf = Vec::new();
         e.write(&mut buf).unwrap();

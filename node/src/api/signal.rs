@@ -10,16 +10,28 @@ use super::{ctx, ctx_mut, waitfor};
 
 /// How deep synchronous `":id"` signals may nest (a callback signalling itself synchronously).
 const MAX_SYNC_DEPTH: u32 = 32;
+
 use crate::inbound::Delivery;
 use crate::node::Outgoing;
 use crate::target::{self, hash_key, reply_id, Route};
 use crate::value;
 
-/// Extra routing from a table target `{ "T:id", key = K, instance = N }`.
+/// Extra routing from a table target `{ "T:id", [timeout_ms,] key = K, instance = N }`.
 #[derive(Default)]
 struct Options {
     key: Option<u64>,
     instance: u32,
+    /// This request's deadline, instead of the node's default.
+    timeout: Option<u64>,
+}
+
+/// Envelope fields besides the message id and sender.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Head {
+    pub deadline_ms: u64,
+    /// The request id (of this request, or of the request this answers).
+    pub corr: u64,
+    pub answer: bool,
 }
 
 /// `stage.signal(target, v...)`. Returns nothing, like the original.
@@ -80,16 +92,35 @@ fn table_target(t: &Table) -> mlua::Result<(String, Options)> {
             )))
         }
     };
-    Ok((target, Options { key, instance }))
+    // stage-spec §8.4: { "id", addr, timeout } — elements 2 and 3 may be a timeout in ms
+    // (addresses belong to the original's datagram transport and are not used here).
+    let mut timeout = None;
+    for i in [2, 3] {
+        match t.raw_get::<Value>(i)? {
+            Value::Integer(ms) if ms > 0 => timeout = Some(ms as u64),
+            Value::Number(ms) if ms.is_finite() && ms >= 1.0 => timeout = Some(ms as u64),
+            _ => {}
+        }
+    }
+    Ok((
+        target,
+        Options {
+            key,
+            instance,
+            timeout,
+        },
+    ))
 }
 
 /// Builds a message body (after room for the frame prefix): envelope, then the values.
-pub fn body(msgid: &str, sender: &str, values: &[Value]) -> mlua::Result<Vec<u8>> {
+pub fn body(msgid: &str, sender: &str, head: Head, values: &[Value]) -> mlua::Result<Vec<u8>> {
     let mut buf = frame::begin(64);
     Envelope {
         msgid: msgid.as_bytes(),
         sender: sender.as_bytes(),
-        deadline_ms: 0,
+        deadline_ms: head.deadline_ms,
+        corr: head.corr,
+        answer: head.answer,
     }
     .write(&mut buf)
     .map_err(mlua::Error::external)?;
@@ -112,8 +143,26 @@ fn send(lua: &Lua, t: &str, options: Options, values: &[Value]) -> mlua::Result<
     };
     let target =
         target::parse(t, &own).map_err(|e| mlua::Error::runtime(format!("stage.signal: {e}")))?;
-    let buf = body(&target.wire_msgid(), &own, values)?;
     let wants_answer = target.wants_answer();
+    // A request waits for its answer until its deadline; a synchronous call has its answer
+    // (or none) before signal returns.
+    let mut head = Head::default();
+    if let Some(ms) = options.timeout {
+        head.deadline_ms = waitfor::now_ms() + ms;
+    }
+    let request = wants_answer && target.route != (Route::Local { sync: true });
+    if request {
+        let ms = options
+            .timeout
+            .unwrap_or(node.deadline().as_millis() as u64);
+        head.deadline_ms = waitfor::now_ms() + ms;
+        head.corr = node.pending().reserve();
+    }
+    let buf = body(&target.wire_msgid(), &own, head, values)?;
+    if request {
+        let copy = Bytes::copy_from_slice(&buf[PREFIX_LEN..]);
+        node.pending().open(head.corr, &own, copy, head.deadline_ms);
+    }
     match target.route {
         Route::Local { sync: true } => {
             // Each level nests a Lua call on this thread's stack: bound it before it overflows.
@@ -160,7 +209,7 @@ fn send(lua: &Lua, t: &str, options: Options, values: &[Value]) -> mlua::Result<
             };
             if let Err(u) = node.send(out) {
                 let why = format!("stage '{stage}': {}", u.why);
-                if wants_answer {
+                if wants_answer && node.pending().failed(head.corr) {
                     node.deliver_local(&own, local_delivery(u.buf, node.instance(), Some(why)));
                 } else {
                     log::warn!("signal '{t}' dropped: {why}");
@@ -186,12 +235,15 @@ fn reply_to(lua: &Lua, w: Value, values: &[Value]) -> mlua::Result<()> {
     let key: String = w.raw_get(0)?;
     let instance: Option<u32> = w.raw_get(1)?;
     let stage: Option<String> = w.raw_get(2)?;
+    let corr: Option<u64> = w.raw_get("corr")?;
+    let head = answer_head(corr);
     match stage {
         Some(stage) => reply(
             lua,
             &stage,
             instance.unwrap_or(0),
             reply_id(&key),
+            head,
             values.iter(),
         ),
         None => {
@@ -199,10 +251,19 @@ fn reply_to(lua: &Lua, w: Value, values: &[Value]) -> mlua::Result<()> {
                 let c = ctx(lua)?;
                 (c.node.clone(), c.name.clone())
             };
-            let buf = body(reply_id(&key), "", values)?;
+            let buf = body(reply_id(&key), "", head, values)?;
             node.deliver_local(&own, local_delivery(buf, node.instance(), None));
             Ok(())
         }
+    }
+}
+
+/// The head of an answer to request `corr` (if the message was one).
+pub fn answer_head(corr: Option<u64>) -> Head {
+    Head {
+        deadline_ms: 0,
+        corr: corr.unwrap_or(0),
+        answer: corr.is_some_and(|c| c != 0),
     }
 }
 
@@ -212,6 +273,7 @@ pub fn reply<'a>(
     stage: &str,
     instance: u32,
     cb: &str,
+    head: Head,
     values: impl Iterator<Item = &'a Value>,
 ) -> mlua::Result<()> {
     let (node, own) = {
@@ -219,7 +281,7 @@ pub fn reply<'a>(
         (c.node.clone(), c.name.clone())
     };
     let values: Vec<Value> = values.cloned().collect();
-    let buf = body(cb, &own, &values)?;
+    let buf = body(cb, &own, head, &values)?;
     let out = Outgoing {
         stage,
         instance,

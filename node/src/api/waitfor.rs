@@ -280,8 +280,15 @@ fn try_dispatch(lua: &Lua, d: Delivery) -> mlua::Result<()> {
             return Ok(());
         }
     };
-    if env.deadline_ms != 0 && now_ms() > env.deadline_ms {
+    // A failure notice carries its request, deadline passed or not.
+    if d.nack.is_none() && env.deadline_ms != 0 && now_ms() > env.deadline_ms {
         log::debug!("dropped a message past its deadline");
+        return Ok(());
+    }
+    // An answer counts only while its request waits: after the deadline the request has
+    // failed (its fail path ran), and a late answer is void.
+    if env.answer && d.nack.is_none() && !ctx(lua)?.node.pending().answered(env.corr) {
+        log::debug!("dropped an answer that came after its request's deadline");
         return Ok(());
     }
     let msgid = String::from_utf8_lossy(env.msgid).into_owned();
@@ -326,13 +333,25 @@ fn try_dispatch(lua: &Lua, d: Delivery) -> mlua::Result<()> {
     if !sender.is_empty() {
         w.raw_set(2, sender.as_str())?;
     }
+    if env.corr != 0 && !env.answer {
+        w.raw_set("corr", env.corr)?;
+    }
     let lookup = key.split_once('=').map_or(key, |(id, _)| id);
     let Some(results) = call(lua, lookup, w, values)? else {
         return Ok(());
     };
     let own = ctx(lua)?.name.clone();
     if !results.is_empty() && !sender.is_empty() && (key.contains('=') || sender != own) {
-        signal::reply(lua, &sender, d.from_instance, reply_id(key), results.iter())?;
+        let corr = (!env.answer).then_some(env.corr);
+        let head = signal::answer_head(corr);
+        signal::reply(
+            lua,
+            &sender,
+            d.from_instance,
+            reply_id(key),
+            head,
+            results.iter(),
+        )?;
     }
     Ok(())
 }

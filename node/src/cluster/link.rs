@@ -202,6 +202,15 @@ async fn heartbeat(window: Duration, link: Arc<RouterLink>) {
     .await;
 }
 
+/// Whether a NACK's request still waits for its outcome (a request without a correlation id —
+/// a plain message — always takes its NACK).
+fn nack_applies(cluster: &Cluster, body: &[u8]) -> bool {
+    match stage_proto::Envelope::parse(body) {
+        Ok((env, _)) if env.corr != 0 => cluster.pending.failed(env.corr),
+        _ => true,
+    }
+}
+
 /// Delivers frames to the stages until the link breaks; returns why.
 async fn read_loop(cluster: &Cluster, link: &RouterLink, reader: &mut Reader) -> String {
     while let Some(item) = reader.next().await {
@@ -223,6 +232,10 @@ async fn read_loop(cluster: &Cluster, link: &RouterLink, reader: &mut Reader) ->
                     );
                     continue;
                 };
+                if h.kind == Kind::Nack && !nack_applies(cluster, frame.body()) {
+                    log::debug!("NACK of a request that was answered or failed already: dropped");
+                    continue;
+                }
                 let nack = (h.kind == Kind::Nack).then(|| {
                     format!(
                         "stage '{}': {}",

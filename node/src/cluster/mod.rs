@@ -79,6 +79,8 @@ pub struct Cluster {
     identity: Identity,
     instance: Arc<AtomicU32>,
     inboxes: Vec<Sender<Inbound>>,
+    /// Requests waiting for answers: a NACK of one that already failed is dropped.
+    pending: Arc<crate::pending::Pending>,
     links: RwLock<Vec<Arc<RouterLink>>>,
     /// Serialises handshakes so that the first router's instance assignment is used with the
     /// others.
@@ -91,11 +93,13 @@ impl Cluster {
         identity: Identity,
         instance: Arc<AtomicU32>,
         inboxes: Vec<Sender<Inbound>>,
+        pending: Arc<crate::pending::Pending>,
     ) -> Cluster {
         Cluster {
             identity,
             instance,
             inboxes,
+            pending,
             links: RwLock::new(Vec::new()),
             register_gate: tokio::sync::Mutex::new(()),
         }
