@@ -168,6 +168,8 @@ fn body(msgid: &str, sender: &str, payload: &[u8]) -> Vec<u8> {
         msgid: msgid.as_bytes(),
         sender: sender.as_bytes(),
         deadline_ms: 0,
+        corr: 0,
+        answer: false,
     }
     .write(&mut b)
     .unwrap();
