@@ -10,15 +10,17 @@
 -- keep them in locals. The read path is metatable chains of plain tables: no Lua function runs
 -- for an ordinary global read.
 
-local G, store = ...            -- the real globals; the process store's functions (Rust)
+local G, store = ...            -- the real globals; the host's functions (Rust)
 local rawget, rawset, next, type, error, setmetatable, tostring =
       rawget, rawset, next, type, error, setmetatable, tostring
 local coroutine = coroutine
 local raw_create, raw_resume, raw_status = coroutine.create, coroutine.resume, coroutine.status
 
 local proxy = {}                -- _ENV of every script, _SANDBOX
-local meta = {}                 -- proxy's metatable; __index is the current private table
-local private_meta = { __index = G }
+-- proxy's metatable; __index is the current private table. __metatable keeps scripts from
+-- reaching (and breaking) the sandbox's own metatables.
+local meta = { __metatable = false }
+local private_meta = { __index = G, __metatable = false }
 
 local shared = {}               -- NAME -> true: per-VM read-write, kept in G
 local readonly = {}             -- NAME -> true: per-VM read-only, kept in G
@@ -48,7 +50,7 @@ local function writeback(name, root)
   return wrap(root)
 end
 
-setmetatable(G, { __index = function(_, k)
+setmetatable(G, { __metatable = false, __index = function(_, k)
   if type(k) == "string" then
     local v = store.get(k)
     if type(v) == "table" then return writeback(k, v) end
@@ -111,6 +113,19 @@ end
 
 meta.__tostring = function() return "sandbox: " .. tostring(current()) end
 
+-- A callback interrupted by its instruction budget must not be able to catch that and go on:
+-- pcall and xpcall pass every other error to the script, but raise this one again.
+local raw_pcall, raw_xpcall = pcall, xpcall
+
+local function rethrow_interrupt(ok, ...)
+  -- The host knows whether the budget is spent, whatever a handler made of the error.
+  if not ok and store.exhausted() then store.interrupt() end
+  return ok, ...
+end
+
+rawset(G, "pcall", function(f, ...) return rethrow_interrupt(raw_pcall(f, ...)) end)
+rawset(G, "xpcall", function(f, h, ...) return rethrow_interrupt(raw_xpcall(f, h, ...)) end)
+
 -- Coroutines: each Lua thread has its own private table, a shallow copy of its creator's at
 -- its first resume (userdata and threads are not copied, stage-spec §5.1).
 local privates = setmetatable({}, { __mode = "k" })
@@ -146,7 +161,7 @@ end
 function coroutine.resume(co, ...)
   local previous = current()
   if raw_status(co) ~= "dead" then rawset(meta, "__index", private_of(co)) end
-  return resumed(previous, raw_resume(co, ...))
+  return rethrow_interrupt(resumed(previous, raw_resume(co, ...)))
 end
 
 function coroutine.wrap(f)
@@ -158,27 +173,9 @@ function coroutine.wrap(f)
   return function(...) return unwrap(coroutine.resume(co, ...)) end
 end
 
--- A callback interrupted by its instruction budget must not be able to catch that and go on:
--- pcall and xpcall pass every other error to the script, but raise this one again.
-local raw_pcall, raw_xpcall, find = pcall, xpcall, string.find
-local INTERRUPTED = "callback interrupted:"
-
-local function rethrow_interrupt(ok, ...)
-  if not ok then
-    local e = ...
-    if find(tostring(e), INTERRUPTED, 1, true) then error(e, 0) end
-  end
-  return ok, ...
-end
-
-rawset(G, "pcall", function(f, ...) return rethrow_interrupt(raw_pcall(f, ...)) end)
-rawset(G, "xpcall", function(f, h, ...) return rethrow_interrupt(raw_xpcall(f, h, ...)) end)
-
 setmetatable(proxy, meta)
 rawset(G, "_SANDBOX", proxy)
 
--- A fresh private table for one callback.
-local function fresh() return setmetatable({}, private_meta) end
 
 -- Functions crossing to another VM (stage.submit, thread.new, messages) travel as bytecode
 -- plus their upvalues; see node/src/value/function.rs for the wire form.
@@ -219,4 +216,22 @@ local function unpack_function(code, ups)
   return f
 end
 
-return proxy, meta, fresh, pack, unpack_function
+-- Scripts get a debug library without the parts that reach around the sandbox and the
+-- budget (sethook, setmetatable, setupvalue, upvaluejoin, ...): the functions above keep
+-- their own references.
+local debug = debug
+rawset(G, "debug", {
+  traceback = debug.traceback, getinfo = debug.getinfo, getlocal = debug.getlocal,
+  getupvalue = debug.getupvalue, upvalueid = debug.upvalueid, gethook = debug.gethook,
+})
+
+-- Finalizers run with hooks off, out of reach of the instruction budget: not allowed.
+local raw_setmetatable = setmetatable
+rawset(G, "setmetatable", function(t, m)
+  if type(m) == "table" and rawget(m, "__gc") ~= nil then
+    error("setmetatable: __gc finalizers are not allowed (they would run outside the instruction budget)", 2)
+  end
+  return raw_setmetatable(t, m)
+end)
+
+return proxy, meta, private_meta, pack, unpack_function

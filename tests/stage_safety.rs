@@ -127,6 +127,21 @@ stage.waitfor("spin", function() while true do end end)
 -- pcall does not save a runaway loop: the budget stays spent until the callback ends.
 stage.waitfor("spin_pcall", function() while true do pcall(function() while true do end end) end end)
 stage.waitfor("spin_coroutine", function() coroutine.wrap(function() while true do end end)() end)
+-- Handlers that swallow or replace the error, nested coroutines, nested synchronous calls:
+-- the budget is spent all the same.
+stage.waitfor("spin_xpcall", function()
+  while true do xpcall(function() while true do end end, function() return 0 end) end
+end)
+stage.waitfor("spin_nested", function()
+  local inner = coroutine.create(function() while true do end end)
+  local outer = coroutine.create(function() while true do coroutine.resume(inner) end end)
+  while true do coroutine.resume(outer) end
+end)
+stage.waitfor("burn", function() for i = 1, 5e5 do end end)
+stage.waitfor("spin_sync", function() while true do stage.signal(":burn") end end)
+stage.waitfor("escape", function()
+  print("ESCAPE", debug.sethook, pcall(setmetatable, {}, { __gc = function() end }))
+end)
 stage.waitfor("hog", function() local t = {} for i = 1, 1e9 do t[i] = string.rep("x", 1024) .. i end end)
 stage.waitfor("ping", function(n) print("PONG", n) end)
 stage.signal("spin")
@@ -135,6 +150,10 @@ stage.signal("spin_pcall")
 stage.signal("ping", 2)
 stage.signal("spin_coroutine")
 stage.signal("ping", 3)
+stage.signal("spin_xpcall")
+stage.signal("spin_nested")
+stage.signal("spin_sync")
+stage.signal("escape")
 stage.signal("hog")
 stage.signal("ping", 4)
 "#,
@@ -159,6 +178,12 @@ stage.signal("ping", 4)
         .iter()
         .filter(|l| l.contains("callback interrupted"))
         .count();
-    assert_eq!(interrupted, 3, "{}", node.dump());
+    // Six runaway callbacks (the synchronous one also logs its nested callback's interruption).
+    assert!(interrupted >= 6, "{}", node.dump());
+    let escape = node.wait_out("ESCAPE", WAIT);
+    assert!(
+        escape.starts_with("ESCAPE\tnil\tfalse") && escape.contains("__gc"),
+        "{escape}"
+    );
     node.wait_err("not enough memory", WAIT);
 }

@@ -2,8 +2,11 @@
 //! with an error instead of holding its thread forever (DESIGN §5 Errors).
 //!
 //! A hook runs every [`STEP`] VM instructions and adds them to the running callback's count;
-//! past the limit it raises an error. The count is not reset when the script catches that error
-//! with `pcall`, so a loop around `pcall` is interrupted too at the next step.
+//! past the limit it raises an error. Catching it does not help: the sandbox's `pcall`,
+//! `xpcall` and `coroutine.resume` raise it again while the budget is spent, synchronous
+//! callbacks share their caller's budget, scripts cannot reach `debug.sethook`, and `__gc`
+//! finalizers (which Lua runs with hooks off) are refused. What stays out of reach is a single
+//! long C call, e.g. a pathological `string.find` pattern.
 
 use std::cell::Cell;
 
@@ -18,6 +21,14 @@ pub const DEFAULT_INSTRUCTIONS: u64 = 200_000_000;
 struct Budget {
     limit: u64,
     used: Cell<u64>,
+    /// Callbacks in progress on this VM (synchronous signals nest them).
+    depth: Cell<u32>,
+}
+
+impl Budget {
+    fn exhausted(&self) -> bool {
+        self.limit != 0 && self.used.get() > self.limit
+    }
 }
 
 /// Installs the hook on `lua` with `limit` instructions per callback (0: no limit).
@@ -25,6 +36,7 @@ pub fn install(lua: &Lua, limit: u64) -> mlua::Result<()> {
     lua.set_app_data(Budget {
         limit,
         used: Cell::new(0),
+        depth: Cell::new(0),
     });
     if limit == 0 {
         return Ok(());
@@ -34,28 +46,49 @@ pub fn install(lua: &Lua, limit: u64) -> mlua::Result<()> {
         let Some(b) = lua.app_data_ref::<Budget>() else {
             return Ok(VmState::Continue);
         };
-        let used = b.used.get() + STEP as u64;
-        b.used.set(used);
-        if used > b.limit {
-            return Err(mlua::Error::runtime(format!(
-                "callback interrupted: it ran more than {} VM instructions (--instruction-budget)",
-                b.limit
-            )));
+        b.used.set(b.used.get() + STEP as u64);
+        if b.exhausted() {
+            return Err(interrupted(b.limit));
         }
         Ok(VmState::Continue)
     })
 }
 
-/// Starts a callback's budget; returns the outer callback's count to restore.
-pub fn enter(lua: &Lua) -> u64 {
-    lua.app_data_ref::<Budget>()
-        .map_or(0, |b| b.used.replace(0))
+fn interrupted(limit: u64) -> mlua::Error {
+    mlua::Error::runtime(format!(
+        "callback interrupted: it ran more than {limit} VM instructions (--instruction-budget)"
+    ))
 }
 
-/// Ends a callback's budget. A nested (synchronous) callback's instructions count for its
-/// caller too.
-pub fn leave(lua: &Lua, outer: u64) {
+/// Whether the running callback has used up its budget: `pcall`, `xpcall` and
+/// `coroutine.resume` then raise the interruption again, whatever their handlers did with it.
+pub fn exhausted(lua: &Lua) -> bool {
+    lua.app_data_ref::<Budget>().is_some_and(|b| b.exhausted())
+}
+
+/// The interruption error, for the sandbox's wrappers to raise again.
+pub fn interruption(lua: &Lua) -> mlua::Error {
+    interrupted(lua.app_data_ref::<Budget>().map_or(0, |b| b.limit))
+}
+
+/// Enters a callback. The outermost one starts a fresh budget; a nested (synchronous) one
+/// spends its caller's, so nesting cannot multiply the budget.
+pub fn enter(lua: &Lua) {
     if let Some(b) = lua.app_data_ref::<Budget>() {
-        b.used.set(outer + b.used.get());
+        if b.depth.get() == 0 {
+            b.used.set(0);
+        }
+        b.depth.set(b.depth.get() + 1);
+    }
+}
+
+/// Leaves a callback; after the outermost one, code outside callbacks (decoding, reloads)
+/// starts from zero again.
+pub fn leave(lua: &Lua) {
+    if let Some(b) = lua.app_data_ref::<Budget>() {
+        b.depth.set(b.depth.get().saturating_sub(1));
+        if b.depth.get() == 0 {
+            b.used.set(0);
+        }
     }
 }

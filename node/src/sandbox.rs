@@ -23,15 +23,13 @@ pub struct Sandbox {
 impl Sandbox {
     /// Runs the prelude; `store` is the table of process-store functions it uses.
     pub fn install(lua: &Lua, store: Table) -> mlua::Result<Sandbox> {
-        let (proxy, meta, fresh, pack, unpack): (Table, Table, Function, Function, Function) = lua
-            .load(PRELUDE)
-            .set_name("@lua/sandbox.lua")
-            .call((lua.globals(), store))?;
+        let (proxy, meta, private_meta, pack, unpack): (Table, Table, Table, Function, Function) =
+            lua.load(PRELUDE)
+                .set_name("@lua/sandbox.lua")
+                .call((lua.globals(), store))?;
         crate::value::function::install(pack, unpack);
-        let private: Table = fresh.call(())?;
-        let private_meta = private.metatable().ok_or_else(|| {
-            mlua::Error::runtime("sandbox prelude: private tables need a metatable")
-        })?;
+        let private = lua.create_table()?;
+        private.set_metatable(Some(private_meta.clone()))?;
         meta.raw_set("__index", private)?;
         Ok(Sandbox {
             proxy,
@@ -66,9 +64,9 @@ impl Sandbox {
         }
         let previous: Value = self.meta.raw_get("__index")?;
         self.meta.raw_set("__index", private)?;
-        let outer = budget::enter(lua);
+        budget::enter(lua);
         let result = f.call::<R>(args);
-        budget::leave(lua, outer);
+        budget::leave(lua);
         self.meta.raw_set("__index", previous)?;
         result
     }

@@ -177,7 +177,13 @@ fn send(lua: &Lua, t: &str, options: Options, values: &[Value]) -> mlua::Result<
                 )))
             } else {
                 waitfor::dispatch(lua, local_delivery(buf, node.instance(), None));
-                Ok(())
+                // The nested callback's errors are its own (logged), but a spent budget is the
+                // caller's too.
+                if crate::budget::exhausted(lua) {
+                    Err(crate::budget::interruption(lua))
+                } else {
+                    Ok(())
+                }
             };
             ctx_mut(lua)?.sync_depth -= 1;
             result

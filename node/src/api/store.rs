@@ -35,9 +35,18 @@ fn decode(lua: &Lua, bytes: Option<Arc<[u8]>>) -> mlua::Result<Value> {
     }
 }
 
-/// The functions `lua/sandbox.lua` receives as `store`.
+/// The functions `lua/sandbox.lua` receives from its host: the process store, and the
+/// instruction budget's state.
 pub fn sandbox_functions(lua: &Lua, store: &Arc<Store>) -> mlua::Result<Table> {
     let t = lua.create_table()?;
+    t.set(
+        "exhausted",
+        lua.create_function(|lua, ()| Ok(crate::budget::exhausted(lua)))?,
+    )?;
+    t.set(
+        "interrupt",
+        lua.create_function(|lua, ()| Err::<(), _>(crate::budget::interruption(lua)))?,
+    )?;
     let s = store.clone();
     t.set(
         "get",
