@@ -179,7 +179,8 @@ rawset(G, "_SANDBOX", proxy)
 
 -- Functions crossing to another VM (stage.submit, thread.new, messages) travel as bytecode
 -- plus their upvalues; see node/src/value/function.rs for the wire form.
-local getupvalue, setupvalue, dump, load = debug.getupvalue, debug.setupvalue, string.dump, load
+local getupvalue, setupvalue, getinfo = debug.getupvalue, debug.setupvalue, debug.getinfo
+local dump, load = string.dump, load
 local ENV, SELF = "@stage.env", "@stage.self"
 
 local function pack(f)
@@ -204,7 +205,9 @@ end
 local function unpack_function(code, ups)
   local f, err = load(code, "=(received function)", "b", proxy)
   if not f then error(err, 0) end
-  for i = 1, ups.n or 0 do
+  -- The count comes from the sender: never past the function's real upvalues.
+  local n = math.min(tonumber(ups.n) or 0, getinfo(f, "u").nups)
+  for i = 1, n do
     local v = ups[i]
     if type(v) == "table" and v[ENV] then
       v = proxy

@@ -11,6 +11,8 @@ pub struct Delivery {
     pub from_instance: u32,
     /// `Some(why)` when this is our own message coming back undelivered (a NACK).
     pub nack: Option<String>,
+    /// It came from another node (through a router), not from this process.
+    pub remote: bool,
 }
 
 /// An event in a stage's inbox.

@@ -79,6 +79,12 @@ impl Node {
         self.instance.load(Ordering::Relaxed)
     }
 
+    /// Whether this node's router links prove a cluster secret: only then are functions
+    /// accepted from other nodes.
+    pub fn authenticated(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|c| c.authenticated())
+    }
+
     /// Requests waiting for answers.
     pub fn pending(&self) -> &Arc<Pending> {
         &self.pending
@@ -174,6 +180,7 @@ impl Node {
             body: Bytes::from(out.buf).slice(PREFIX_LEN..),
             from_instance: self.instance(),
             nack: None,
+            remote: false,
         };
         if !self.deliver_local(out.stage, d) {
             // Only while shutting down: the stage's loop has ended.

@@ -139,6 +139,7 @@ pub fn spawn_deadlines(node: Arc<Node>) -> std::io::Result<std::thread::JoinHand
                         body: request,
                         from_instance: node.instance(),
                         nack: Some(format!("no answer before the deadline (+{late} ms)")),
+                        remote: false,
                     };
                     node.deliver_local(&stage, d);
                 }

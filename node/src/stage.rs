@@ -214,7 +214,15 @@ fn main_loop(lua: &Lua, name: &str, mut watch: Watch, inbox: Receiver<Inbound>) 
             .map_or(IDLE_WAKE, |t| t.saturating_duration_since(Instant::now()))
             .min(scripts.refresh());
         match inbox.recv_timeout(wait) {
-            Ok(Inbound::Message(d)) => api::waitfor::dispatch(lua, d),
+            Ok(Inbound::Message(d)) => {
+                // A bug must cost one message, not the stage.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    api::waitfor::dispatch(lua, d)
+                }));
+                if ran.is_err() {
+                    log::error!("stage {name}: a callback panicked; the stage goes on");
+                }
+            }
             Ok(Inbound::Register { id, body }) => {
                 if let Err(e) = api::waitfor::registered_by_worker(lua, &id, &body) {
                     log::error!("stage {name}: stage.waitfor('{id}') from a job: {e}");

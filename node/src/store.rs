@@ -1,23 +1,29 @@
 //! The process-wide store behind `*NAME` globals, `__` and `stage.v` (stage-spec §5.4, §5.6).
 //!
 //! Values are kept serialised (BSON, see [`crate::value`]), so every VM of the process — each on
-//! its own thread — reads its own fresh copy. `update` holds the entry's lock while the caller's
-//! function computes the new value: the read-modify-write of `__(name, fn)` is atomic across
-//! threads.
+//! its own thread — reads its own fresh copy. `update` is optimistic: the caller's function
+//! computes the new value from a snapshot with no lock held, and the result is stored only if
+//! nobody stored in between — otherwise the function runs again on the newer value. So the
+//! read-modify-write of `__(name, fn)` is atomic, and a slow or blocked function holds up no
+//! other thread (it may run more than once).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::thread::ThreadId;
 
-/// One stored value and the lock of its atomic updates.
+/// One stored value and its version (bumped by every store).
 #[derive(Default)]
 struct Entry {
-    value: Mutex<Option<Arc<[u8]>>>,
-    /// Held during `update`; the owner is recorded to refuse re-entry from the same thread
-    /// (which would deadlock).
-    updating: Mutex<()>,
-    owner: Mutex<Option<ThreadId>>,
+    value: Mutex<(u64, Option<Arc<[u8]>>)>,
 }
+
+impl Entry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, Option<Arc<[u8]>>)> {
+        self.value.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// How often `update` retries when other threads keep storing first.
+const MAX_RETRIES: usize = 1000;
 
 /// A `*NAME` rule of `_SANDBOX[""]`.
 #[derive(Debug, Clone, Copy)]
@@ -38,27 +44,25 @@ pub struct Store {
 }
 
 impl Store {
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn entry(&self, name: &str) -> Arc<Entry> {
-        let mut inner = self.inner.lock().expect("store lock");
-        inner.entries.entry(name.to_owned()).or_default().clone()
+        self.inner()
+            .entries
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
     }
 
     fn existing(&self, name: &str) -> Option<Arc<Entry>> {
-        self.inner
-            .lock()
-            .expect("store lock")
-            .entries
-            .get(name)
-            .cloned()
+        self.inner().entries.get(name).cloned()
     }
 
     /// The serialised value of `name`, if any.
     pub fn get(&self, name: &str) -> Option<Arc<[u8]>> {
-        self.existing(name)?
-            .value
-            .lock()
-            .expect("entry lock")
-            .clone()
+        self.existing(name)?.lock().1.clone()
     }
 
     /// Stores (or with `None` deletes) a serialised value.
@@ -66,39 +70,41 @@ impl Store {
         if value.is_none() && self.existing(name).is_none() {
             return;
         }
-        *self.entry(name).value.lock().expect("entry lock") = value;
+        let entry = self.entry(name);
+        let mut v = entry.lock();
+        v.0 += 1;
+        v.1 = value;
     }
 
-    /// Runs `f(old)` with the entry locked against other updates and stores its result.
+    /// Stores `f(old)` unless another store came first, in which case `f` runs again on the
+    /// newer value; `busy()` is the error when that keeps happening.
     pub fn update<E>(
         &self,
         name: &str,
-        f: impl FnOnce(Option<Arc<[u8]>>) -> Result<Option<Arc<[u8]>>, E>,
-        reentered: impl FnOnce() -> E,
+        mut f: impl FnMut(Option<Arc<[u8]>>) -> Result<Option<Arc<[u8]>>, E>,
+        busy: impl FnOnce() -> E,
     ) -> Result<Option<Arc<[u8]>>, E> {
         let entry = self.entry(name);
-        let me = std::thread::current().id();
-        if *entry.owner.lock().expect("owner lock") == Some(me) {
-            return Err(reentered());
+        for _ in 0..MAX_RETRIES {
+            let (version, old) = entry.lock().clone();
+            let new = f(old)?;
+            let mut v = entry.lock();
+            if v.0 == version {
+                v.0 += 1;
+                v.1 = new.clone();
+                return Ok(new);
+            }
         }
-        let _held = entry.updating.lock().expect("update lock");
-        *entry.owner.lock().expect("owner lock") = Some(me);
-        let old = entry.value.lock().expect("entry lock").clone();
-        let result = f(old);
-        if let Ok(new) = &result {
-            *entry.value.lock().expect("entry lock") = new.clone();
-        }
-        *entry.owner.lock().expect("owner lock") = None;
-        result
+        Err(busy())
     }
 
     /// Names with a value, sorted, optionally only those starting with `prefix`.
     pub fn names(&self, prefix: &str) -> Vec<String> {
-        let inner = self.inner.lock().expect("store lock");
+        let inner = self.inner();
         let mut names: Vec<String> = inner
             .entries
             .iter()
-            .filter(|(n, e)| n.starts_with(prefix) && e.value.lock().expect("entry lock").is_some())
+            .filter(|(n, e)| n.starts_with(prefix) && e.lock().1.is_some())
             .map(|(n, _)| n.clone())
             .collect();
         names.sort();
@@ -107,10 +113,12 @@ impl Store {
 
     /// Deletes every name starting with `prefix` (a `__[n]` namespace).
     pub fn clear(&self, prefix: &str) {
-        let inner = self.inner.lock().expect("store lock");
+        let inner = self.inner();
         for (n, e) in &inner.entries {
             if n.starts_with(prefix) {
-                *e.value.lock().expect("entry lock") = None;
+                let mut v = e.lock();
+                v.0 += 1;
+                v.1 = None;
             }
         }
     }
@@ -118,7 +126,7 @@ impl Store {
     /// Declares `*NAME`: a global shared by the whole process. Returns false if the name was
     /// already declared (its rule and value are then left as they are).
     pub fn share(&self, name: &str, readonly: bool) -> bool {
-        let mut inner = self.inner.lock().expect("store lock");
+        let mut inner = self.inner();
         if inner.rules.contains_key(name) {
             return false;
         }
@@ -128,24 +136,12 @@ impl Store {
 
     /// Whether `name` is a process-wide global, and whether it is read only.
     pub fn rule(&self, name: &str) -> Option<bool> {
-        self.inner
-            .lock()
-            .expect("store lock")
-            .rules
-            .get(name)
-            .map(|r| r.readonly)
+        self.inner().rules.get(name).map(|r| r.readonly)
     }
 
     /// Every declared process-wide global, sorted.
     pub fn shared_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .inner
-            .lock()
-            .expect("store lock")
-            .rules
-            .keys()
-            .cloned()
-            .collect();
+        let mut v: Vec<String> = self.inner().rules.keys().cloned().collect();
         v.sort();
         v
     }
@@ -189,13 +185,22 @@ mod tests {
     }
 
     #[test]
-    fn reentrant_update_is_refused() {
+    fn an_update_reruns_when_another_store_came_first() {
         let store = Store::default();
+        let mut runs = 0;
         let r = store.update(
             "x",
-            |_| store.update("x", |_| Ok(None), || "again").map(|_| None),
-            || "outer",
+            |old| {
+                runs += 1;
+                if runs == 1 {
+                    // Another writer stores while this function computes.
+                    store.set("x", Some(Arc::from(&b"other"[..])));
+                }
+                Ok::<_, ()>(Some(Arc::from(old.as_deref().unwrap_or(b"none"))))
+            },
+            || (),
         );
-        assert_eq!(r.err(), Some("again"));
+        assert_eq!(runs, 2);
+        assert_eq!(r.unwrap().as_deref(), Some(&b"other"[..]));
     }
 }

@@ -22,8 +22,9 @@ pub struct Limits {
 /// A new VM for stage `name`, sandboxed, with the `stage.*` API.
 pub fn create(node: &Arc<Node>, name: &str, limits: Limits) -> mlua::Result<Lua> {
     // SAFETY: the debug library and binary chunks are what "unsafe" enables. Scripts are the
-    // operator's own code; bytecode arrives only from this process's VMs (and, for remote
-    // execution, from authenticated cluster members), never from clients.
+    // operator's own code and see a reduced debug library (lua/sandbox.lua); bytecode is loaded
+    // only from this process's VMs and from authenticated cluster members
+    // (value::function::accepting), never from clients.
     let lua = unsafe { Lua::unsafe_new_with(StdLib::ALL_SAFE | StdLib::DEBUG, LuaOptions::new()) };
     if limits.memory > 0 {
         lua.set_memory_limit(limits.memory)?;

@@ -36,7 +36,15 @@ pub fn spawn(
                         while let Some(job) = pool.next() {
                             api::import::reload(&lua);
                             let key = job.key;
-                            run(&lua, &node, &pool, job);
+                            let stage = job.stage.clone();
+                            // A bug must cost one job, not the worker and its key's queue.
+                            let ran =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    run(&lua, &node, &pool, job)
+                                }));
+                            if ran.is_err() {
+                                log::error!("stage {stage}: a job panicked; the worker goes on");
+                            }
                             pool.done(key);
                         }
                     }
@@ -132,6 +140,7 @@ pub fn deliver(node: &Node, stage: &str, id: &str, values: MultiValue) {
                 body,
                 from_instance: node.instance(),
                 nack: None,
+                remote: false,
             };
             if !node.deliver_local(stage, d) {
                 log::warn!("thread result for stage {stage} dropped: the stage has stopped");

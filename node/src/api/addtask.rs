@@ -199,7 +199,8 @@ pub fn added_by_worker(lua: &Lua, id: u64, ms: u64, body: &[u8]) -> mlua::Result
 /// Makes `f` the idle function: run at the next turn, then after the ms it returns; a return
 /// of nothing or <= 0 stops it. A reloaded main script's idle function replaces the old one.
 pub fn set_idle(lua: &Lua, f: Function) -> mlua::Result<()> {
-    if let Some(old) = ctx_mut(lua)?.timers.idle.take() {
+    let old = ctx_mut(lua)?.timers.idle.take();
+    if let Some(old) = old {
         ctx_mut(lua)?.timers.tasks.remove(&old);
     }
     let id = next_id();

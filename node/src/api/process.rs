@@ -12,8 +12,8 @@
 //!
 //! Writing `process["%NAME"] = v` sets the environment variable (nil unsets it),
 //! `process["$NAME"] = json_text` a config value; writing
-//! `process.title = s` records the title (`${program}` in it becomes the program name) and
-//! names the node's main thread after it, as `ps -L`/`top -H` show.
+//! `process.title = s` records the title (`${program}` in it becomes the program name); it is
+//! read back by `process.title`.
 
 use std::sync::Mutex;
 
@@ -66,7 +66,15 @@ fn set(key: &str, v: Value) -> mlua::Result<()> {
             // variables do so at start-up, before anything reads them.
             match v {
                 Value::Nil => std::env::remove_var(name),
-                v => std::env::set_var(name, v.to_string()?),
+                v => {
+                    let value = v.to_string()?;
+                    if value.contains('\0') {
+                        return Err(mlua::Error::runtime(format!(
+                            "process[\"%{name}\"]: an environment value cannot contain a NUL byte"
+                        )));
+                    }
+                    std::env::set_var(name, value)
+                }
             }
             Ok(())
         }

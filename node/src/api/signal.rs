@@ -133,6 +133,7 @@ fn local_delivery(buf: Vec<u8>, from_instance: u32, nack: Option<String>) -> Del
         body: Bytes::from(buf).slice(PREFIX_LEN..),
         from_instance,
         nack,
+        remote: false,
     }
 }
 

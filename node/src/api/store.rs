@@ -94,6 +94,14 @@ pub fn sandbox_functions(lua: &Lua, store: &Arc<Store>) -> mlua::Result<Table> {
     Ok(t)
 }
 
+/// Refuses writes to a read-only `*NAME` through `__` and `stage.v` too.
+fn writable(store: &Store, name: &str) -> mlua::Result<()> {
+    if store.rule(name) == Some(true) {
+        return Err(mlua::Error::runtime(format!("'{name}' is read only")));
+    }
+    Ok(())
+}
+
 /// `__(name [, v | fn])` within namespace `prefix`.
 fn call(lua: &Lua, store: &Store, prefix: &str, args: MultiValue) -> mlua::Result<Value> {
     let mut args = args.into_iter();
@@ -108,6 +116,7 @@ fn call(lua: &Lua, store: &Store, prefix: &str, args: MultiValue) -> mlua::Resul
     match args.next() {
         None => decode(lua, store.get(&name)),
         Some(Value::Function(f)) => {
+            writable(store, &name)?;
             let new = store.update(
                 &name,
                 |old| {
@@ -116,13 +125,14 @@ fn call(lua: &Lua, store: &Store, prefix: &str, args: MultiValue) -> mlua::Resul
                 },
                 || {
                     mlua::Error::runtime(format!(
-                        "__('{name}', fn): fn updates '{name}' again (it would wait for itself)"
+                        "__('{name}', fn): other threads kept changing '{name}' while fn ran"
                     ))
                 },
             )?;
             decode(lua, new)
         }
         Some(v) => {
+            writable(store, &name)?;
             store.set(&name, encode(&v)?);
             Ok(v)
         }
@@ -153,7 +163,9 @@ fn accessor(lua: &Lua, store: &Arc<Store>, prefix: String) -> mlua::Result<Table
                 Ok(())
             }
             Value::String(name) => {
-                s.set(&format!("{p}{}", name.to_str()?), encode(&v)?);
+                let name = format!("{p}{}", name.to_str()?);
+                writable(&s, &name)?;
+                s.set(&name, encode(&v)?);
                 Ok(())
             }
             other => Err(mlua::Error::runtime(format!(

@@ -87,7 +87,8 @@ fn sleep(lua: &Lua, ms: f64) -> mlua::Result<()> {
         ));
     }
     if ms.is_finite() && ms > 0.0 {
-        std::thread::sleep(Duration::from_secs_f64(ms / 1000.0));
+        // At most a day: a typo must not park a worker for a geological age.
+        std::thread::sleep(Duration::from_millis(ms.min(86_400_000.0) as u64));
     }
     Ok(())
 }

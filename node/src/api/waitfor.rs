@@ -293,7 +293,8 @@ fn try_dispatch(lua: &Lua, d: Delivery) -> mlua::Result<()> {
     }
     let msgid = String::from_utf8_lossy(env.msgid).into_owned();
     let sender = String::from_utf8_lossy(env.sender).into_owned();
-    let values = match value::decode_args(lua, payload) {
+    let accept = !d.remote || ctx(lua)?.node.authenticated();
+    let values = match value::function::accepting(accept, || value::decode_args(lua, payload)) {
         Ok(v) => v,
         Err(e) => {
             log::warn!("dropped message '{msgid}' from stage '{sender}': bad payload: {e}");

@@ -247,6 +247,7 @@ async fn read_loop(cluster: &Cluster, link: &RouterLink, reader: &mut Reader) ->
                     body: frame.body_bytes(),
                     from_instance: h.source.instance(),
                     nack,
+                    remote: true,
                 };
                 let _ = cluster.inboxes[stage].send(Inbound::Message(d));
             }

@@ -115,6 +115,12 @@ impl Cluster {
         }
     }
 
+    /// Whether links prove the cluster secret (a node with a secret never links to a router
+    /// without one).
+    pub fn authenticated(&self) -> bool {
+        self.identity.secret.is_some()
+    }
+
     /// The link to send on: the first live, not silent one in router order.
     fn current(&self) -> Option<Arc<RouterLink>> {
         self.links

@@ -29,6 +29,18 @@ struct Codec {
 
 thread_local! {
     static CODEC: RefCell<Option<Codec>> = const { RefCell::new(None) };
+    /// Whether the payload being decoded may carry functions (see [`accepting`]).
+    static ACCEPT: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Runs `decode` accepting function values only if `accept`. Lua has no bytecode verifier: a
+/// crafted chunk can crash the VM, so bytecode is loaded only from this process's own VMs and
+/// from authenticated cluster members (DESIGN §5).
+pub fn accepting<T>(accept: bool, decode: impl FnOnce() -> T) -> T {
+    let before = ACCEPT.with(|a| a.replace(accept));
+    let result = decode();
+    ACCEPT.with(|a| a.set(before));
+    result
 }
 
 /// Lets values encoded and decoded on this thread carry functions of the VM that owns
@@ -72,6 +84,11 @@ pub(super) fn write(buf: &mut Vec<u8>, f: &Function, depth: usize) -> Result<u8,
 
 /// Rebuilds a function from the payload of a subtype 0x73 binary element.
 pub(super) fn read(lua: &Lua, data: &[u8], at: usize, depth: usize) -> Result<Value, ValueError> {
+    if !ACCEPT.with(|a| a.get()) {
+        return Err(ValueError::new(
+            "a function value from another node: functions cross between nodes only in an authenticated cluster (--secret-file)",
+        ));
+    }
     let Some((_, unpack)) = helpers() else {
         return Err(ValueError::new(
             "a function value arrived on a thread without a stage VM",
