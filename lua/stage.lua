@@ -49,16 +49,18 @@ function stage.actor(ask_id, callback, timeout)
   timeout = timeout or 100
   local actor = { ask_id, callback, timeout }
   actor[ask_id] = function(_, arg, ...)
-    local id = stage.waitfor(function(cb, a, ...)
+    -- The callback stays an upvalue (not a bound value, which would be a copy): it keeps
+    -- its own upvalues, so it can update the caller's state.
+    local id = stage.waitfor(function(a, ...)
       stage.waitfor(_WAITFOR[-1], nil)
-      stage.call(cb, a, ...)
-    end, callback, arg)
+      stage.call(callback, a, ...)
+    end, arg)
     if timeout > 0 then
       stage.addtask(timeout, function(pending)
-        local f, bound = stage.waitfor(pending)
+        local f, a = stage.waitfor(pending)
         if f ~= nil then
           stage.waitfor(pending, nil)
-          stage.call(bound[1], bound[2])
+          stage.call(callback, a)
         end
         return -1
       end, id)

@@ -927,3 +927,44 @@ print("DONE")
         .iter()
         .any(|l| l.starts_with("BAD\tfalse") && l.contains("not JSON")));
 }
+
+#[test]
+fn callbacks_keep_state_and_failures_are_reported() {
+    let (node, _dir) = run(
+        "state-and-failures",
+        &[(
+            "s.lua",
+            r##"
+-- An actor's callback keeps its upvalues: it updates the caller's state.
+local total = 0
+local a = stage.actor("q", function(tag, r) total = total + r end)
+stage.waitfor("q", function(n) return n * 10 end)
+a:q("tag", 1)
+-- Numbers are distinct once-keys.
+stage.once(1, function() print("ONCE", 1) end)
+stage.once(2, function() print("ONCE", 2) end)
+-- (id, nil, v) binds (nil, v) instead of unregistering.
+stage.waitfor("b", function(...) print("B", select("#", ...), ...) end)
+stage.waitfor("b", nil, "x")
+stage.signal(":b", "m")
+-- A proxy handler's error is logged.
+local p = stage.proxy({}, { v = function() error("handler broke") end })
+p.v = 1
+-- A job sees its stage's name and cannot make a synchronous call.
+stage.submit(function() print("JOB", stage.name, (pcall(stage.signal, ":b"))) end)
+-- A failing thread.new function tells its handler.
+local t = thread.new(function() error("thread broke") end)
+t.waitfor(function(v, err) print("THREAD", v, err ~= nil) end)
+stage.addtask(300, function() print("TOTAL", total); print("DONE"); return -1 end)
+"##,
+        )],
+        &["s"],
+    );
+    assert_line(&node, "TOTAL\t10");
+    assert_line(&node, "ONCE\t1");
+    assert_line(&node, "ONCE\t2");
+    assert_line(&node, "B\t3\tnil\tx\tm");
+    assert_line(&node, "JOB\ts\tfalse");
+    assert_line(&node, "THREAD\tnil\ttrue");
+    node.wait_err("handler broke", WAIT);
+}

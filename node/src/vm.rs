@@ -30,6 +30,20 @@ pub fn create(node: &Arc<Node>, name: &str, limits: Limits) -> mlua::Result<Lua>
         lua.set_memory_limit(limits.memory)?;
     }
     budget::install(&lua, limits.instructions)?;
+    // Lua's warn() (e.g. stage.proxy handler errors) goes to the log, not to a closed stderr
+    // switch; control messages ("@on", "@off") are not warnings.
+    let pieces = std::sync::Mutex::new(String::new());
+    lua.set_warning_function(move |_, msg, to_be_continued| {
+        let mut text = pieces.lock().unwrap_or_else(|p| p.into_inner());
+        text.push_str(msg);
+        if !to_be_continued {
+            if !text.starts_with('@') {
+                log::warn!(target: "lua", "{text}");
+            }
+            text.clear();
+        }
+        Ok(())
+    });
     // The sandbox first: the parts of the API written in Lua run inside it, like scripts.
     let store = api::store::sandbox_functions(&lua, node.store())?;
     let sandbox = Sandbox::install(&lua, store)?;

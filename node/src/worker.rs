@@ -67,6 +67,10 @@ fn run(lua: &Lua, node: &Arc<Node>, pool: &Pool, job: Job) {
         c.name.clone_from(&job.stage);
         c.thread.clone_from(&job.thread);
     }
+    // `stage.name` is a plain field: a job sees its own stage's.
+    if let Ok(stage) = lua.globals().get::<mlua::Table>("stage") {
+        let _ = stage.raw_set("name", job.stage.as_str());
+    }
     let outcome = call(lua, &job);
     match outcome {
         Ok(results) => {
@@ -87,6 +91,10 @@ fn run(lua: &Lua, node: &Arc<Node>, pool: &Pool, job: Job) {
         Err(e) => {
             log::error!("stage {}: submitted job: {e}", job.stage);
             if let Some(thread) = &job.thread {
+                // The handler hears of the failure, as a callback does: (nil, error).
+                let err = lua.create_string(e.to_string()).map(Value::String);
+                let values = MultiValue::from_iter([Value::Nil, err.unwrap_or(Value::Nil)]);
+                deliver(node, &job.stage, thread, values);
                 node.deliver_inbound(&job.stage, Inbound::ThreadDone(thread.clone()));
             }
         }

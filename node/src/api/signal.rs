@@ -165,6 +165,9 @@ fn send(lua: &Lua, t: &str, options: Options, values: &[Value]) -> mlua::Result<
         node.pending().open(head.corr, &own, copy, head.deadline_ms);
     }
     match target.route {
+        Route::Local { sync: true } if ctx(lua)?.worker => Err(mlua::Error::runtime(format!(
+            "stage.signal('{t}'): a synchronous call runs the stage's callbacks, which live on its main loop; signal without ':' from a job"
+        ))),
         Route::Local { sync: true } => {
             // Each level nests a Lua call on this thread's stack: bound it before it overflows.
             let depth = {

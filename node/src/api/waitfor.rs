@@ -132,12 +132,16 @@ pub fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     };
     let mut rest = rest.into_iter();
     let first = rest.next();
+    let rest: Vec<Value> = rest.collect();
+    // Exactly (id, nil) unregisters; (id, nil, v...) binds (nil, v...).
+    let unregister = matches!(first, Some(Value::Nil)) && rest.is_empty();
     // Serialise before borrowing the registry: encoding a function runs Lua code.
     let bound = match &first {
-        Some(Value::Function(_)) => Bound::encode(&rest.by_ref().collect::<Vec<_>>())?,
-        Some(Value::Nil) | None => Bound::default(),
+        Some(Value::Function(_)) => Bound::encode(&rest)?,
+        None => Bound::default(),
+        Some(_) if unregister => Bound::default(),
         Some(v) => {
-            let all: Vec<Value> = std::iter::once(v.clone()).chain(rest.by_ref()).collect();
+            let all: Vec<Value> = std::iter::once(v.clone()).chain(rest).collect();
             Bound::encode(&all)?
         }
     };
@@ -151,7 +155,7 @@ pub fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
             let bound = bound_value(lua, h.bound.values(lua)?)?;
             Ok(MultiValue::from_iter([Value::Function(h.f), bound]))
         }
-        Some(Value::Nil) if bound.0.is_none() => {
+        Some(Value::Nil) if unregister => {
             c.waitfors.map.remove(&id);
             Ok(MultiValue::new())
         }
