@@ -940,9 +940,9 @@ local total = 0
 local a = stage.actor("q", function(tag, r) total = total + r end)
 stage.waitfor("q", function(n) return n * 10 end)
 a:q("tag", 1)
--- Numbers are distinct once-keys.
-stage.once(1, function() print("ONCE", 1) end)
-stage.once(2, function() print("ONCE", 2) end)
+-- Distinct once-keys.
+stage.once("k1", function() print("ONCE", 1) end)
+stage.once("k2", function() print("ONCE", 2) end)
 -- (id, nil, v) binds (nil, v) instead of unregistering.
 stage.waitfor("b", function(...) print("B", select("#", ...), ...) end)
 stage.waitfor("b", nil, "x")

@@ -15,10 +15,9 @@ fn done() -> &'static Mutex<HashSet<String>> {
 
 /// `stage.once(key, f)` / `stage.once(key, nil)`.
 pub fn once(_: &Lua, args: MultiValue) -> mlua::Result<()> {
-    // Strings and numbers are keys as the original's tostring made them; others count as "".
+    // stage-spec §6.1: a key that is not a string is the key "".
     let key = match args.front() {
         Some(Value::String(s)) => s.to_string_lossy(),
-        Some(v @ (Value::Integer(_) | Value::Number(_))) => v.to_string()?,
         _ => String::new(),
     };
     match args.back() {
