@@ -31,21 +31,31 @@ local readonly = {}             -- NAME -> true: per-VM read-only, kept in G
 -- stores the whole root again, so `*CONFIG.limit = 5` updates CONFIG for every VM
 -- (stage-spec §5.4). Two VMs changing the same root at once can lose an update: use
 -- __(name, function(old) ... end) for that.
+local raw_of = setmetatable({}, { __mode = "k" })   -- wrapper -> the table it wraps
+
+-- A wrapper assigned elsewhere stores the table it stands for, not the (empty) wrapper.
+local function unwrap(v)
+  if type(v) == "table" then return raw_of[v] or v end
+  return v
+end
+
 local function writeback(name, root)
   local function wrap(t)
-    return setmetatable({}, {
+    local w = setmetatable({}, {
       __index = function(_, k)
         local v = t[k]
         if type(v) == "table" then return wrap(v) end
         return v
       end,
       __newindex = function(_, k, v)
-        t[k] = v
+        t[k] = unwrap(v)
         store.set(name, root)
       end,
       __pairs = function() return next, t, nil end,
       __len = function() return #t end,
     })
+    raw_of[w] = t
+    return w
   end
   return wrap(root)
 end
@@ -89,7 +99,7 @@ meta.__newindex = function(_, k, v)
   if k == "" then return add_rules(v) end
   if readonly[k] then error("'" .. tostring(k) .. "' is read only", 2) end
   if shared[k] then return rawset(G, k, v) end
-  if type(k) == "string" and store.owns(k) then return store.set(k, v) end
+  if type(k) == "string" and store.owns(k) then return store.set(k, unwrap(v)) end
   rawset(current(), k, v)
 end
 

@@ -174,6 +174,7 @@ _SANDBOX[""] = { "*CFG" }
 CFG = { limits = { n = 1 }, name = "x" }
 CFG.limits.n = 5
 CFG.name = "y"
+CFG.copy = CFG.limits -- a sub-table read through the store, assigned elsewhere
 stage.signal("b:look")
 "#,
             ),
@@ -182,12 +183,12 @@ stage.signal("b:look")
                 r#"
 stage.waitfor("look", function()
   _SANDBOX[""] = { "*CFG" }
-  print("B", CFG.limits.n, CFG.name, __.CFG.limits.n)
+  print("B", CFG.limits.n, CFG.name, __.CFG.limits.n, CFG.copy.n)
   print("DONE")
 end)
 "#,
             ),
         ],
     );
-    node.wait_out("B\t5\ty\t5", WAIT);
+    node.wait_out("B\t5\ty\t5\t5", WAIT);
 }

@@ -21,6 +21,8 @@ struct Task {
     interval_ms: u64,
     /// Bumped by a reschedule; queue entries of older generations are stale.
     generation: u64,
+    /// When it runs next (the live queue entry's time).
+    due: Instant,
 }
 
 /// The stage's pending timers.
@@ -34,12 +36,28 @@ pub struct Timers {
 
 impl Timers {
     fn schedule(&mut self, id: u64, after_ms: u64) {
-        let generation = self.tasks.get(&id).map_or(0, |t| t.generation);
-        self.queue.push(Reverse((
-            Instant::now() + Duration::from_millis(after_ms),
-            id,
-            generation,
-        )));
+        let due = Instant::now() + Duration::from_millis(after_ms);
+        let Some(t) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        t.due = due;
+        let generation = t.generation;
+        self.queue.push(Reverse((due, id, generation)));
+        self.compact();
+    }
+
+    /// Cancelled and rescheduled tasks leave stale queue entries behind; rebuild the queue
+    /// from the live tasks before they outnumber them, so cancel/reschedule churn cannot grow
+    /// memory without bound.
+    fn compact(&mut self) {
+        if self.queue.len() <= 2 * self.tasks.len() + 64 {
+            return;
+        }
+        self.queue = self
+            .tasks
+            .iter()
+            .map(|(id, t)| Reverse((t.due, *id, t.generation)))
+            .collect();
     }
 }
 
@@ -142,6 +160,7 @@ fn add(lua: &Lua, id: u64, ms: u64, f: Function, args: Vec<u8>) -> mlua::Result<
             args,
             interval_ms: ms,
             generation: 0,
+            due: Instant::now(),
         },
     );
     c.timers.schedule(id, ms);

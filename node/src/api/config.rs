@@ -61,14 +61,16 @@ fn to_lua(lua: &Lua, j: &Json) -> mlua::Result<Value> {
 
 /// `process["$" .. key]`; an empty key is the whole config.
 pub fn get(lua: &Lua, key: &str) -> mlua::Result<Value> {
-    let config = CONFIG.read().unwrap_or_else(|p| p.into_inner());
-    let Some(map) = config.as_ref() else {
-        return Ok(Value::Nil);
+    // Copy out first: creating Lua values can run code that writes the config.
+    let value = {
+        let config = CONFIG.read().unwrap_or_else(|p| p.into_inner());
+        match (config.as_ref(), key) {
+            (None, _) => None,
+            (Some(map), "") => Some(Json::Object(map.clone())),
+            (Some(map), key) => map.get(key).cloned(),
+        }
     };
-    if key.is_empty() {
-        return to_lua(lua, &Json::Object(map.clone()));
-    }
-    map.get(key).map_or(Ok(Value::Nil), |v| to_lua(lua, v))
+    value.map_or(Ok(Value::Nil), |v| to_lua(lua, &v))
 }
 
 /// `process["$" .. key] = json_text`; an empty key replaces the whole config, nil deletes.

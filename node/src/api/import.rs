@@ -74,10 +74,16 @@ pub fn reload(lua: &Lua) {
     let Ok(scripts) = ctx(lua).map(|c| c.node.scripts().clone()) else {
         return;
     };
+    // Take the watch out while it compiles (that runs the VM): no borrow held meanwhile.
+    let mut watch = match lua.app_data_mut::<Imports>() {
+        Some(mut imports) if !imports.modules.is_empty() => std::mem::take(&mut imports.watch),
+        _ => return,
+    };
+    let polled = watch.poll(&scripts, lua);
     let changed = match lua.app_data_mut::<Imports>() {
-        Some(mut imports) if !imports.modules.is_empty() => {
-            let changed = imports.watch.poll(&scripts, lua);
-            changed
+        Some(mut imports) => {
+            imports.watch = watch;
+            polled
                 .into_iter()
                 .filter_map(|(path, source)| {
                     let env = imports.modules.iter().find(|(p, _)| *p == path)?.1.clone();
@@ -85,7 +91,7 @@ pub fn reload(lua: &Lua) {
                 })
                 .collect::<Vec<_>>()
         }
-        _ => return,
+        None => return,
     };
     for (source, env) in changed {
         match run_in(lua, &source, &env) {

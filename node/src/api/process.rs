@@ -23,12 +23,16 @@ use super::ctx;
 
 static TITLE: Mutex<Option<String>> = Mutex::new(None);
 
+fn title() -> Option<String> {
+    TITLE.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
 fn get(lua: &Lua, key: &str) -> mlua::Result<Value> {
     Ok(match key {
         "id" => Value::Integer(std::process::id() as i64),
         "tick" => Value::Number(super::thread::tick()),
         "stage" => Value::Integer(ctx(lua)?.node.instance() as i64),
-        "title" => match TITLE.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        "title" => match title() {
             Some(t) => Value::String(lua.create_string(t)?),
             None => Value::Nil,
         },
