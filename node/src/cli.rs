@@ -54,6 +54,10 @@ pub struct Args {
     /// unless the target gives its own (`{ "stage:id=ret", 2000 }`).
     #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     pub deadline: u64,
+    /// Bytes of messages that may wait for a router to read them; beyond that, sends fail
+    /// (the fail path runs) instead of queueing without bound.
+    #[arg(long, value_name = "BYTES", default_value_t = stage_proto::writer::DEFAULT_LINK_BUFFER)]
+    pub link_buffer: usize,
     /// Milliseconds a router may stay silent (heartbeats go every fifth of it) before this node
     /// sends through another one.
     #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=600_000))]

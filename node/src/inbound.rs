@@ -19,6 +19,9 @@ pub struct Delivery {
 #[derive(Debug)]
 pub enum Inbound {
     Message(Delivery),
+    /// The router refuses messages to this stage (a member or class) because it is not keeping
+    /// up; the stage's `on_overload` callback hears of it.
+    Overload(String),
     /// A `thread.new` function finished; its handler id expires a moment later.
     ThreadDone(String),
     /// A job registered (`[f, bound...]`) or unregistered (empty body) a callback of its stage.

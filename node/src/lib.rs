@@ -130,6 +130,7 @@ fn run(args: cli::Args) -> Result<(), String> {
             secret,
             max_frame: args.max_frame,
             heartbeat_window: Duration::from_millis(args.heartbeat_window),
+            link_buffer: args.link_buffer,
         };
         Arc::new(cluster::Cluster::new(
             identity,

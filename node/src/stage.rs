@@ -141,23 +141,7 @@ fn run_main(lua: &Lua, name: &str, source: &Source) {
 /// runs with the signal's name; then every message already queued is handled, so nothing
 /// accepted before the signal is lost. The node's grace period bounds the whole.
 fn quit(lua: &Lua, name: &str, signal: &str, inbox: &Receiver<Inbound>) {
-    let hook = api::ctx(lua).ok().and_then(|c| c.waitfors.get(QUIT_HOOK));
-    if let Some(h) = hook {
-        let run = || -> mlua::Result<()> {
-            let args: mlua::MultiValue = h
-                .bound
-                .values(lua)?
-                .into_iter()
-                .chain([Value::String(lua.create_string(signal)?)])
-                .collect();
-            sandbox::of(lua)?
-                .call_multi(lua, &h.f, &[], args)
-                .map(|_| ())
-        };
-        if let Err(e) = run() {
-            log::error!("stage {name}: {QUIT_HOOK}: {e}");
-        }
-    }
+    call_hook(lua, name, QUIT_HOOK, signal);
     let mut drained = 0usize;
     while let Ok(event) = inbox.try_recv() {
         if let Inbound::Message(d) = event {
@@ -167,6 +151,39 @@ fn quit(lua: &Lua, name: &str, signal: &str, inbox: &Receiver<Inbound>) {
     }
     log::debug!("stage {name}: stopped after {drained} queued messages");
 }
+
+/// Calls the stage's callback registered exactly as `hook` with `arg`; false if there is none.
+fn call_hook(lua: &Lua, name: &str, hook: &str, arg: &str) -> bool {
+    let Some(h) = api::ctx(lua).ok().and_then(|c| c.waitfors.get(hook)) else {
+        return false;
+    };
+    let run = || -> mlua::Result<()> {
+        let args: mlua::MultiValue = h
+            .bound
+            .values(lua)?
+            .into_iter()
+            .chain([Value::String(lua.create_string(arg)?)])
+            .collect();
+        sandbox::of(lua)?
+            .call_multi(lua, &h.f, &[], args)
+            .map(|_| ())
+    };
+    if let Err(e) = run() {
+        log::error!("stage {name}: {hook}: {e}");
+    }
+    true
+}
+
+/// Back-pressure: the router refused messages to stage `busy`. The stage's `on_overload`
+/// callback, if any, decides (slow down, shed load); otherwise it is logged.
+fn overloaded(lua: &Lua, name: &str, busy: &str) {
+    if !call_hook(lua, name, OVERLOAD_HOOK, busy) {
+        log::warn!("stage {name}: stage '{busy}' is overloaded; messages to it are refused");
+    }
+}
+
+/// The callback id of the overload hook.
+const OVERLOAD_HOOK: &str = "on_overload";
 
 /// The callback id of the quit hook.
 const QUIT_HOOK: &str = "on_quit_signal";
@@ -233,6 +250,7 @@ fn main_loop(lua: &Lua, name: &str, mut watch: Watch, inbox: Receiver<Inbound>) 
                     log::error!("stage {name}: stage.addtask from a job: {e}");
                 }
             }
+            Ok(Inbound::Overload(busy)) => overloaded(lua, name, &busy),
             Ok(Inbound::ThreadDone(id)) => {
                 if let Ok(mut c) = api::ctx_mut(lua) {
                     c.expiring.push((Instant::now() + THREAD_LINGER, id));

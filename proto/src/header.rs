@@ -30,6 +30,9 @@ pub enum Kind {
     Ping = 8,
     /// Answer to `Ping`.
     Pong = 9,
+    /// Router → sender: `source` (a member or class) is not keeping up; messages to it are
+    /// being refused. Sent at most every so often per link.
+    Overload = 10,
 }
 
 impl Kind {
@@ -44,6 +47,7 @@ impl Kind {
             7 => Kind::ClassMap,
             8 => Kind::Ping,
             9 => Kind::Pong,
+            10 => Kind::Overload,
             other => return Err(FrameError::UnknownKind(other)),
         })
     }

@@ -36,6 +36,10 @@ pub struct Args {
     /// more traffic until it speaks again.
     #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub heartbeat_window: u64,
+    /// Bytes of messages that may wait for one node to read them; beyond that, messages to it
+    /// are refused (NACK) and their senders get an overload signal.
+    #[arg(long, value_name = "BYTES", default_value_t = stage_proto::writer::DEFAULT_LINK_BUFFER)]
+    pub link_buffer: usize,
     /// Log filter: error, warn, info, debug, trace, or env_logger syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,

@@ -1,6 +1,7 @@
 //! The hot path: pick the target(s) of a message and queue the very bytes that arrived.
 
 use stage_proto::frame::{self, Frame};
+use stage_proto::writer::Push;
 use stage_proto::{Flags, FrameError, Header, Kind, NackReason};
 
 use crate::link::Link;
@@ -28,18 +29,27 @@ pub fn forward(table: &Table, frame: &Frame, from: &Link) -> Result<Outcome, Fra
         source: h.source,
         from,
     };
-    let delivered = match table.pick(&req) {
-        Pick::One(link) => usize::from(link.send(frame.raw.clone())),
-        Pick::All(links) => links
-            .into_iter()
-            .filter(|l| l.send(frame.raw.clone()))
-            .count(),
-        Pick::None => 0,
+    let mut delivered = 0usize;
+    let mut full = false;
+    let mut offer = |link: &Link| match link.forward(frame.raw.clone()) {
+        Push::Queued => delivered += 1,
+        Push::Full => full = true,
+        Push::Closed => {}
     };
+    match table.pick(&req) {
+        Pick::One(link) => offer(link),
+        Pick::All(links) => links.into_iter().for_each(|l| offer(l)),
+        Pick::None => {}
+    }
+    if full && from.overload_due() {
+        from.send(overload(h));
+    }
     if delivered > 0 {
         return Ok(Outcome::Delivered);
     }
-    let reason = if table.class(h.target.class()).is_some() {
+    let reason = if full {
+        NackReason::Overloaded
+    } else if table.class(h.target.class()).is_some() {
         NackReason::NoMember
     } else {
         NackReason::UnknownClass
@@ -50,6 +60,14 @@ pub fn forward(table: &Table, frame: &Frame, from: &Link) -> Result<Outcome, Fra
     } else {
         Outcome::Dropped(reason)
     })
+}
+
+/// Tells a sender that `h.target` is not keeping up.
+fn overload(h: &Header) -> bytes::Bytes {
+    let mut o = Header::new(Kind::Overload);
+    o.target = h.source;
+    o.source = h.target;
+    frame::finish(frame::begin(0), o).raw
 }
 
 /// A NACK for a message: addressed back to its source, carrying the original envelope and

@@ -56,6 +56,7 @@ fn run(args: cli::Args) -> Result<(), String> {
         secret,
         max_frame: args.max_frame,
         heartbeat_window: std::time::Duration::from_millis(args.heartbeat_window),
+        link_buffer: args.link_buffer,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

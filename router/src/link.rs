@@ -2,11 +2,15 @@
 //! is still alive.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use stage_proto::heartbeat::Liveness;
-use tokio::sync::mpsc::UnboundedSender;
+use stage_proto::writer::{Push, QueueTx};
+
+/// Least time between two overload signals to the same sender.
+const OVERLOAD_SIGNAL_EVERY: Duration = Duration::from_millis(100);
 
 /// One registered connection. Members of the forwarding table hold an `Arc<Link>`, so a link
 /// that died is skipped by checking `alive` rather than by searching the table.
@@ -17,14 +21,17 @@ pub struct Link {
     /// The node's name from its hello.
     pub node: String,
     pub peer: SocketAddr,
-    tx: UnboundedSender<Bytes>,
+    tx: QueueTx,
     alive: AtomicBool,
     /// Heartbeat state: a silent node keeps its link but gets no traffic.
     pub liveness: Liveness,
+    created: Instant,
+    /// When this link (as a sender) was last told of an overload, in ms since `created`.
+    overload_told_ms: AtomicU64,
 }
 
 impl Link {
-    pub fn new(token: u32, node: String, peer: SocketAddr, tx: UnboundedSender<Bytes>) -> Link {
+    pub fn new(token: u32, node: String, peer: SocketAddr, tx: QueueTx) -> Link {
         Link {
             token,
             node,
@@ -32,6 +39,8 @@ impl Link {
             tx,
             alive: AtomicBool::new(true),
             liveness: Liveness::default(),
+            created: Instant::now(),
+            overload_told_ms: AtomicU64::new(0),
         }
     }
 
@@ -49,17 +58,40 @@ impl Link {
         self.alive.store(false, Ordering::Relaxed);
     }
 
-    /// Queues a frame; false when the link is gone. A failed send marks the link dead, so the
-    /// modes stop picking it before its session has finished closing.
+    /// Queues a control frame (heartbeat, welcome, NACK); false when the link is gone. A failed
+    /// send marks the link dead, so the modes stop picking it before its session has finished
+    /// closing.
     pub fn send(&self, frame: Bytes) -> bool {
         if !self.is_alive() {
             return false;
         }
-        let sent = self.tx.send(frame).is_ok();
-        if !sent {
+        self.settle(self.tx.control(frame)) == Push::Queued
+    }
+
+    /// Queues a message, unless the node has not read the link's whole buffer yet.
+    pub fn forward(&self, frame: Bytes) -> Push {
+        if !self.is_alive() {
+            return Push::Closed;
+        }
+        self.settle(self.tx.push(frame))
+    }
+
+    fn settle(&self, push: Push) -> Push {
+        if push == Push::Closed {
             self.kill();
         }
-        sent
+        push
+    }
+
+    /// Whether this sender is due for an overload signal (at most one per interval).
+    pub fn overload_due(&self) -> bool {
+        let now = self.created.elapsed().as_millis() as u64;
+        let last = self.overload_told_ms.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= OVERLOAD_SIGNAL_EVERY.as_millis() as u64;
+        if due {
+            self.overload_told_ms.store(now.max(1), Ordering::Relaxed);
+        }
+        due
     }
 }
 

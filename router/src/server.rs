@@ -21,6 +21,8 @@ pub struct Settings {
     pub max_frame: usize,
     /// Silence after which a node gets no traffic until it speaks again.
     pub heartbeat_window: std::time::Duration,
+    /// Bytes a link's queue may hold before messages to it are refused.
+    pub link_buffer: usize,
 }
 
 /// Registration state changed only under the control lock, together with script events, so a

@@ -13,7 +13,6 @@ use stage_proto::{FrameCodec, Kind, ServiceId, PROTOCOL_VERSION};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::unbounded_channel;
 use tokio_util::codec::FramedRead;
 
 use crate::forward::{forward, Outcome};
@@ -61,7 +60,7 @@ pub async fn run(router: Arc<Router>, stream: TcpStream, peer: SocketAddr) {
         return;
     }
 
-    let (tx, rx) = unbounded_channel();
+    let (tx, rx) = stage_proto::writer::queue(router.settings.link_buffer);
     let link = Arc::new(Link::new(router.next_token(), hello.node.clone(), peer, tx));
     let instance = match register(&router, &link, &challenge, &hello) {
         Ok(i) => i,

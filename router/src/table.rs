@@ -250,10 +250,9 @@ fn round_robin<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::sync::mpsc::unbounded_channel;
 
     fn link(token: u32) -> Arc<Link> {
-        let (tx, rx) = unbounded_channel();
+        let (tx, rx) = stage_proto::writer::queue(1 << 20);
         std::mem::forget(rx); // keep the queue open for the test's lifetime
         Arc::new(Link::new(
             token,

@@ -11,11 +11,11 @@ use futures_util::StreamExt;
 use stage_proto::handshake::{self, Challenge, Hello, Refuse, Welcome};
 use stage_proto::heartbeat;
 use stage_proto::writer::write_frames;
+use stage_proto::writer::Push;
 use stage_proto::{Frame, FrameCodec, Kind, NackReason, PROTOCOL_VERSION};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::unbounded_channel;
 use tokio_util::codec::FramedRead;
 
 use super::{Cluster, RouterLink};
@@ -160,7 +160,7 @@ async fn connect(
             local.insert((sid >> 24) as u8, i);
         }
     }
-    let (tx, rx) = unbounded_channel();
+    let (tx, rx) = stage_proto::writer::queue(id.link_buffer);
     let link = Arc::new(RouterLink {
         order,
         addr: addr.to_owned(),
@@ -191,7 +191,7 @@ async fn heartbeat(window: Duration, link: Arc<RouterLink>) {
     heartbeat::run(
         &link.liveness,
         window,
-        |ping| link.tx.send(ping).is_ok(),
+        |ping| link.tx.control(ping) != Push::Closed,
         |_| {
             log::warn!(
                 "router {} silent (heartbeat window {window:?}): sending through another router until it speaks again",
@@ -256,9 +256,15 @@ async fn read_loop(cluster: &Cluster, link: &RouterLink, reader: &mut Reader) ->
                 Err(e) => return format!("bad class map: {e}"),
             },
             Kind::Ping => {
-                let _ = link.tx.send(heartbeat::pong(h.key));
+                link.tx.control(heartbeat::pong(h.key));
             }
             Kind::Pong => {}
+            Kind::Overload => {
+                if let Some(stage) = link.local.get(&h.target.class()).copied() {
+                    let busy = link.name_of(h.source.class());
+                    let _ = cluster.inboxes[stage].send(Inbound::Overload(busy));
+                }
+            }
             other => return format!("unexpected {other:?} frame from router"),
         }
     }

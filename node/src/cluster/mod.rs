@@ -11,10 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, RwLock};
 
-use bytes::Bytes;
 use stage_proto::frame;
+use stage_proto::writer::Push;
 use stage_proto::{Header, Kind, ServiceId};
-use tokio::sync::mpsc::UnboundedSender;
 
 use crate::inbound::Inbound;
 use crate::node::{Outgoing, Undelivered};
@@ -26,6 +25,8 @@ pub struct Identity {
     pub secret: Option<Vec<u8>>,
     pub max_frame: usize,
     pub heartbeat_window: std::time::Duration,
+    /// Bytes that may wait for a router to read them.
+    pub link_buffer: usize,
 }
 
 /// One welcomed router link.
@@ -38,7 +39,7 @@ pub struct RouterLink {
     names: RwLock<HashMap<u8, String>>,
     /// Class number → index of our own stage, fixed at the welcome.
     local: HashMap<u8, usize>,
-    tx: UnboundedSender<Bytes>,
+    tx: stage_proto::writer::QueueTx,
     alive: AtomicBool,
     /// Heartbeats: a silent router is not sent through until it speaks again.
     liveness: stage_proto::heartbeat::Liveness,
@@ -170,10 +171,22 @@ impl Cluster {
             key: out.key,
         };
         let frame = frame::finish(out.buf, header);
-        link.tx.send(frame.raw).map_err(|e| Undelivered {
-            // The link died between the choice and the send (rare: copying back is fine).
-            why: format!("router link {} closed", link.addr),
-            buf: e.0.to_vec(),
-        })
+        // A refused frame comes back as its bytes (rare: copying is fine) for the NACK.
+        match link.tx.push(frame.raw.clone()) {
+            Push::Queued => Ok(()),
+            // The router is not reading fast enough: refuse rather than queue without bound.
+            Push::Full => Err(Undelivered {
+                why: format!(
+                    "the link to router {} is full (the router is not keeping up)",
+                    link.addr
+                ),
+                buf: frame.raw.to_vec(),
+            }),
+            // The link died between the choice and the send.
+            Push::Closed => Err(Undelivered {
+                why: format!("router link {} closed", link.addr),
+                buf: frame.raw.to_vec(),
+            }),
+        }
     }
 }
