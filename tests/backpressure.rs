@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 fn stalled_sink(addr: &str) -> TcpStream {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
-    let mut read_frame = |s: &mut TcpStream| {
+    let read_frame = |s: &mut TcpStream| {
         let mut len = [0u8; 4];
         s.read_exact(&mut len).unwrap();
         let mut buf = len.to_vec();
