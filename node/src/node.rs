@@ -159,6 +159,24 @@ impl Node {
         }
     }
 
+    /// Sends an ordered-lock operation to the router (locks live there: every node shares them).
+    pub fn send_lock(
+        &self,
+        op: stage_proto::LockOp,
+        key: u64,
+        extend_ms: u32,
+        from_stage: &str,
+        buf: Vec<u8>,
+    ) -> Result<(), Undelivered> {
+        match &self.cluster {
+            Some(c) => c.send_lock(op, key, extend_ms, from_stage, buf),
+            None => Err(Undelivered {
+                why: "ordered locks are kept by the routers: run the node with --router".into(),
+                buf,
+            }),
+        }
+    }
+
     /// Sends an answer to `stage` on the node with `instance`: locally when that is us.
     pub fn send_reply(&self, out: Outgoing<'_>) -> Result<(), Undelivered> {
         let here = self.cluster.is_none() || out.instance == self.instance();

@@ -10,17 +10,21 @@
 //! "*T:id"         every member of T            "*id"  every process hosting the own stage
 //! "=T:id"         members of T on this host     "=id"  same, for the own stage
 //! "+T:id"         members of T on other hosts   "+id"  same, for the own stage
+//! ">NAME.cb"     queue for lock NAME; `cb` runs when granted (">>NAME.x" extends by the
+//!                value's ms, "<NAME.x" releases; a grant lasts 100 ms otherwise)
 //! id = name[=ret][!fail]
 //! ```
 //! `=ret` names the caller's callback for the answer; `!fail` the callback run when the message
 //! finds no live target. The original echoed `*id`/`=id`/`+id` to the own process only
 //! (stage-spec §13.6); here they do what seed 001 documents.
 
-use stage_proto::Mode;
+use stage_proto::{LockOp, Mode};
 
 /// Where a signal goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// An ordered-lock operation on lock `name` (stage-spec §8.3), kept by the router.
+    Lock { op: LockOp, name: String },
     /// The caller's own stage in this process; `sync` runs it before `signal` returns.
     Local { sync: bool },
     /// Stage `stage` through the cluster (or locally when standalone).
@@ -72,10 +76,8 @@ pub fn parse(t: &str, own: &str) -> Result<Target, String> {
     if t.is_empty() {
         return Err("empty signal target".into());
     }
-    if t.starts_with('>') || t.starts_with('<') {
-        return Err(format!(
-            "'{t}': ordered locks (>NAME.id, <NAME.id) are not supported by this node yet"
-        ));
+    if let Some(lock) = parse_lock(t)? {
+        return Ok(lock);
     }
     let (mode, rest) = match t.as_bytes()[0] {
         b'*' => (Some(Mode::Broadcast), &t[1..]),
@@ -111,6 +113,38 @@ pub fn parse(t: &str, own: &str) -> Result<Target, String> {
         return Err(format!("'{t}': empty fail callback after '!'"));
     }
     Ok(Target { route, msgid, fail })
+}
+
+/// `>NAME.cb` (acquire; `cb` runs when granted), `>>NAME.x` (extend), `<NAME.x` (release).
+/// NAME is everything up to the last `.`.
+fn parse_lock(t: &str) -> Result<Option<Target>, String> {
+    let (op, rest) = if let Some(r) = t.strip_prefix(">>") {
+        (LockOp::Extend, r)
+    } else if let Some(r) = t.strip_prefix('>') {
+        (LockOp::Acquire, r)
+    } else if let Some(r) = t.strip_prefix('<') {
+        (LockOp::Release, r)
+    } else {
+        return Ok(None);
+    };
+    let Some((name, id)) = rest.rsplit_once('.') else {
+        return Err(format!(
+            "'{t}': a lock target is NAME.id (e.g. >orders.process)"
+        ));
+    };
+    if name.is_empty() || (op == LockOp::Acquire && id.is_empty()) {
+        return Err(format!(
+            "'{t}': a lock target is NAME.id (e.g. >orders.process)"
+        ));
+    }
+    Ok(Some(Target {
+        route: Route::Lock {
+            op,
+            name: name.to_owned(),
+        },
+        msgid: id.to_owned(),
+        fail: None,
+    }))
 }
 
 fn cluster(stage: &str, mode: Option<Mode>) -> Route {
@@ -172,7 +206,19 @@ mod tests {
         assert!(!p("game:x").wants_answer());
         assert!(parse("", "me").is_err());
         assert!(parse("game:", "me").is_err());
-        assert!(parse(">L.cb", "me").is_err());
+        let lock = |op, name: &str| Route::Lock {
+            op,
+            name: name.into(),
+        };
+        let t = p(">orders.v2.cb");
+        assert_eq!(
+            (t.route, t.msgid.as_str()),
+            (lock(LockOp::Acquire, "orders.v2"), "cb")
+        );
+        assert_eq!(p(">>L.x").route, lock(LockOp::Extend, "L"));
+        assert_eq!(p("<L.*").route, lock(LockOp::Release, "L"));
+        assert!(parse(">L", "me").is_err());
+        assert!(parse(">.cb", "me").is_err());
     }
 
     #[test]

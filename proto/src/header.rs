@@ -33,6 +33,10 @@ pub enum Kind {
     /// Router → sender: `source` (a member or class) is not keeping up; messages to it are
     /// being refused. Sent at most every so often per link.
     Overload = 10,
+    /// Node → router: an ordered-lock operation ([`LockOp`] in `mode`, the lock's name hashed
+    /// into `key`; for an extension the milliseconds in `target`). The body of an acquire is the
+    /// message the router sends back to its sender when the lock is granted.
+    Lock = 11,
 }
 
 impl Kind {
@@ -48,6 +52,7 @@ impl Kind {
             8 => Kind::Ping,
             9 => Kind::Pong,
             10 => Kind::Overload,
+            11 => Kind::Lock,
             other => return Err(FrameError::UnknownKind(other)),
         })
     }
@@ -144,6 +149,29 @@ impl NackReason {
             NackReason::UnknownClass => "unknown stage",
             NackReason::Overloaded => "target overloaded",
         }
+    }
+}
+
+/// An ordered-lock operation (stage-spec §8.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LockOp {
+    /// `>NAME.cb`: queue for the lock; the body comes back when granted.
+    Acquire = 1,
+    /// `>>NAME.x`: the holder keeps it `target` ms longer.
+    Extend = 2,
+    /// `<NAME.x`: the holder gives it up.
+    Release = 3,
+}
+
+impl LockOp {
+    pub fn from_u8(b: u8) -> Option<LockOp> {
+        Some(match b {
+            1 => LockOp::Acquire,
+            2 => LockOp::Extend,
+            3 => LockOp::Release,
+            _ => return None,
+        })
     }
 }
 

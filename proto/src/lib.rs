@@ -28,7 +28,7 @@ pub use codec::{FrameCodec, DEFAULT_MAX_FRAME};
 pub use envelope::Envelope;
 pub use error::FrameError;
 pub use frame::Frame;
-pub use header::{Flags, Header, Kind, Mode, NackReason, HEADER_LEN};
+pub use header::{Flags, Header, Kind, LockOp, Mode, NackReason, HEADER_LEN};
 pub use service::ServiceId;
 
 /// Protocol version carried in the handshake; a peer with another version is refused.

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod forward;
 pub mod link;
+pub mod locks;
 pub mod ring;
 pub mod script;
 pub mod server;

@@ -36,6 +36,8 @@ pub struct Control {
 /// Everything the links share.
 pub struct Router {
     pub table: RwLock<Table>,
+    /// Ordered-lock queues (`>NAME.cb`).
+    pub locks: Arc<crate::locks::Locks>,
     pub control: Mutex<Option<Control>>,
     pub links: Mutex<HashMap<u32, Arc<Link>>>,
     pub settings: Settings,
@@ -109,6 +111,7 @@ pub async fn serve(
         .map_err(|e| format!("listener address: {e}"))?;
     let router = Arc::new(Router {
         table: RwLock::new(Table::default()),
+        locks: Arc::default(),
         control: Mutex::new(None),
         links: Mutex::new(HashMap::new()),
         settings,
@@ -127,6 +130,7 @@ pub async fn serve(
         }
     }
     log::info!("control script {}", script.0);
+    tokio::spawn(crate::locks::run(router.locks.clone()));
     // Not a log record: launchers and tests wait for this line whatever the log level.
     eprintln!("stage-router: listening on {listen}");
     loop {

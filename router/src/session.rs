@@ -76,6 +76,7 @@ pub async fn run(router: Arc<Router>, stream: TcpStream, peer: SocketAddr) {
     let writer = tokio::spawn(write_frames(rx, wr));
     let beat = tokio::spawn(heartbeat(router.clone(), link.clone()));
     let reason = read_loop(&router, &link, instance, &mut reader).await;
+    router.locks.forget(&link);
     link.kill();
     writer.abort();
     beat.abort();
@@ -228,7 +229,12 @@ fn unregister(router: &Router, link: &Link, instance: u32, reason: &str) {
 }
 
 /// Forwards messages until the link closes; returns why it closed.
-async fn read_loop(router: &Router, link: &Link, instance: u32, reader: &mut Reader) -> String {
+async fn read_loop(
+    router: &Router,
+    link: &Arc<Link>,
+    instance: u32,
+    reader: &mut Reader,
+) -> String {
     while let Some(item) = reader.next().await {
         let frame = match item {
             Ok(f) => f,
@@ -261,6 +267,12 @@ async fn read_loop(router: &Router, link: &Link, instance: u32, reader: &mut Rea
                     Ok(_) => {}
                     Err(e) => return closing(link, format!("malformed frame: {e}")),
                 }
+            }
+            Kind::Lock => {
+                if frame.header.source.instance() != instance {
+                    return closing(link, format!("protocol error: lock request from source {} on the link of instance {instance}", frame.header.source));
+                }
+                router.locks.handle(&frame, link);
             }
             Kind::Ping => {
                 link.send(heartbeat::pong(frame.header.key));

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use mlua::{Lua, MultiValue, Table, Value};
 use stage_proto::frame::{self, PREFIX_LEN};
-use stage_proto::{Envelope, Flags, Mode};
+use stage_proto::{Envelope, Flags, LockOp, Mode};
 
 use super::{ctx, ctx_mut, waitfor};
 
@@ -195,6 +195,15 @@ fn send(lua: &Lua, t: &str, options: Options, values: &[Value]) -> mlua::Result<
         Route::Local { sync: false } => {
             node.deliver_local(&own, local_delivery(buf, node.instance(), None));
             Ok(())
+        }
+        Route::Lock { op, name } => {
+            // An extension's value is its length in ms.
+            let ms = match (op, values.first()) {
+                (LockOp::Extend, Some(v)) => v.as_f64().filter(|x| x.is_finite() && *x >= 0.0).map_or(0, |x| x.min(u32::MAX as f64) as u32),
+                _ => 0,
+            };
+            node.send_lock(op, hash_key(name.as_bytes()), ms, &own, buf)
+                .map_err(|u| mlua::Error::runtime(format!("stage.signal('{t}'): {}", u.why)))
         }
         Route::Cluster { stage, mode } => {
             let mut flags = 0;

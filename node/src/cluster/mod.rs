@@ -146,6 +146,41 @@ impl Cluster {
             .retain(|l| !Arc::ptr_eq(l, link));
     }
 
+    /// Frames and queues a lock operation on the current link.
+    pub fn send_lock(
+        &self,
+        op: stage_proto::LockOp,
+        key: u64,
+        extend_ms: u32,
+        from_stage: &str,
+        buf: Vec<u8>,
+    ) -> Result<(), Undelivered> {
+        let Some(link) = self.current() else {
+            return Err(Undelivered {
+                why: "no router link is up".into(),
+                buf,
+            });
+        };
+        let source_class = link.class_of(from_stage).unwrap_or(0);
+        let instance = self.instance.load(Ordering::Relaxed);
+        let header = Header {
+            kind: Kind::Lock,
+            mode: op as u8,
+            flags: stage_proto::Flags(0),
+            target: ServiceId(extend_ms),
+            source: ServiceId::new(source_class, instance).unwrap_or_default(),
+            key,
+        };
+        let frame = frame::finish(buf, header);
+        match link.tx.push(frame.raw.clone()) {
+            Push::Queued => Ok(()),
+            Push::Full | Push::Closed => Err(Undelivered {
+                why: format!("the link to router {} is full or closed", link.addr),
+                buf: frame.raw.to_vec(),
+            }),
+        }
+    }
+
     /// Frames and queues a message on the current link.
     pub fn send(&self, out: Outgoing<'_>) -> Result<(), Undelivered> {
         let Some(link) = self.current() else {
