@@ -58,6 +58,10 @@ pub struct Args {
     /// (the fail path runs) instead of queueing without bound.
     #[arg(long, value_name = "BYTES", default_value_t = stage_proto::writer::DEFAULT_LINK_BUFFER)]
     pub link_buffer: usize,
+    /// Milliseconds a stage's backlog may keep growing before the routers are told it is
+    /// overloaded (round-robin then passes it over until it drains).
+    #[arg(long, value_name = "MS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub overload_window: u64,
     /// Milliseconds a router may stay silent (heartbeats go every fifth of it) before this node
     /// sends through another one.
     #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=600_000))]

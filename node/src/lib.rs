@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod inbound;
 pub mod node;
+pub mod overload;
 pub mod pending;
 pub mod pool;
 pub mod sandbox;
@@ -107,7 +108,7 @@ fn run(args: cli::Args) -> Result<(), String> {
     let mut receivers = Vec::new();
     let mut senders = Vec::new();
     for s in &specs {
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = inbound::inbox();
         inboxes.insert(s.name.clone(), tx.clone());
         senders.push(tx);
         receivers.push(rx);
@@ -179,6 +180,12 @@ fn run(args: cli::Args) -> Result<(), String> {
         .map_err(|e| format!("worker thread: {e}"))?;
     threads
         .push(pending::spawn_deadlines(node.clone()).map_err(|e| format!("deadline thread: {e}"))?);
+    if !standalone {
+        let window = Duration::from_millis(args.overload_window);
+        threads.push(
+            overload::spawn(node.clone(), window).map_err(|e| format!("overload thread: {e}"))?,
+        );
+    }
     for (spec, rx) in specs.into_iter().zip(receivers) {
         threads.push(
             stage::spawn(node.clone(), spec, limits, rx)

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -10,7 +9,7 @@ use stage_proto::frame::PREFIX_LEN;
 use stage_proto::Mode;
 
 use crate::cluster::Cluster;
-use crate::inbound::{Delivery, Inbound};
+use crate::inbound::{Delivery, Inbound, InboxTx};
 use crate::pending::Pending;
 use crate::pool::Pool;
 use crate::script::Scripts;
@@ -41,7 +40,7 @@ pub struct Node {
     /// Largest frame (length prefix excluded) this node sends: a larger one would make the
     /// router close our link.
     max_frame: usize,
-    inboxes: HashMap<String, Sender<Inbound>>,
+    inboxes: HashMap<String, InboxTx>,
     cluster: Option<Arc<Cluster>>,
     store: Arc<Store>,
     scripts: Scripts,
@@ -49,6 +48,7 @@ pub struct Node {
     pending: Arc<Pending>,
     /// How long a request waits for its answer unless its target says otherwise.
     deadline: std::time::Duration,
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Node {
@@ -56,7 +56,7 @@ impl Node {
         instance: Arc<AtomicU32>,
         max_frame: usize,
         scripts: Scripts,
-        inboxes: HashMap<String, Sender<Inbound>>,
+        inboxes: HashMap<String, InboxTx>,
         cluster: Option<Arc<Cluster>>,
         pending: Arc<Pending>,
         deadline: std::time::Duration,
@@ -71,6 +71,7 @@ impl Node {
             pool: Pool::default(),
             pending,
             deadline,
+            stopping: Default::default(),
         }
     }
 
@@ -126,9 +127,7 @@ impl Node {
 
     /// Queues any event for a local stage's main loop.
     pub fn deliver_inbound(&self, stage: &str, event: Inbound) -> bool {
-        self.inboxes
-            .get(stage)
-            .is_some_and(|tx| tx.send(event).is_ok())
+        self.inboxes.get(stage).is_some_and(|tx| tx.send(event))
     }
 
     /// Sends a message. Without routers (standalone), a stage of this node is its only member.
@@ -207,12 +206,34 @@ impl Node {
         Ok(())
     }
 
+    /// Each stage's backlog (events waiting in its inbox).
+    pub fn backlogs(&self) -> Vec<(String, usize)> {
+        self.inboxes
+            .iter()
+            .map(|(n, tx)| (n.clone(), tx.backlog()))
+            .collect()
+    }
+
+    /// Tells the routers that `stage` is (or no longer is) overloaded.
+    pub fn report_busy(&self, stage: &str, busy: bool) {
+        if let Some(c) = &self.cluster {
+            c.report_busy(stage, busy);
+        }
+    }
+
+    /// Whether the node is stopping.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Asks every stage to leave its main loop, and the workers to stop.
     pub fn stop_all(&self, signal: &'static str) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.pool.stop();
         self.pending.stop();
         for tx in self.inboxes.values() {
-            let _ = tx.send(Inbound::Stop(signal));
+            tx.send(Inbound::Stop(signal));
         }
     }
 }

@@ -2,14 +2,14 @@
 //! `waitfor` callbacks and `addtask` timers one at a time, never concurrently (DESIGN §5).
 
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mlua::{Lua, Value};
 
 use crate::api;
-use crate::inbound::Inbound;
+use crate::inbound::{Inbound, InboxRx};
 use crate::node::Node;
 use crate::script::{Source, Watch};
 use crate::{sandbox, vm};
@@ -71,7 +71,7 @@ pub fn spawn(
     node: Arc<Node>,
     spec: StageSpec,
     limits: vm::Limits,
-    inbox: Receiver<Inbound>,
+    inbox: InboxRx,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("stage:{}", spec.name))
@@ -140,7 +140,7 @@ fn run_main(lua: &Lua, name: &str, source: &Source) {
 /// Stopping (luna's `on_quit_signal`): the stage's `on_quit_signal` callback, if registered,
 /// runs with the signal's name; then every message already queued is handled, so nothing
 /// accepted before the signal is lost. The node's grace period bounds the whole.
-fn quit(lua: &Lua, name: &str, signal: &str, inbox: &Receiver<Inbound>) {
+fn quit(lua: &Lua, name: &str, signal: &str, inbox: &InboxRx) {
     call_hook(lua, name, QUIT_HOOK, signal);
     let mut drained = 0usize;
     while let Ok(event) = inbox.try_recv() {
@@ -208,7 +208,7 @@ fn expire_threads(lua: &Lua) {
     }
 }
 
-fn main_loop(lua: &Lua, name: &str, mut watch: Watch, inbox: Receiver<Inbound>) {
+fn main_loop(lua: &Lua, name: &str, mut watch: Watch, inbox: InboxRx) {
     let scripts = match api::ctx(lua) {
         Ok(c) => c.node.scripts().clone(),
         Err(_) => return,

@@ -37,6 +37,10 @@ pub enum Kind {
     /// into `key`; for an extension the milliseconds in `target`). The body of an acquire is the
     /// message the router sends back to its sender when the lock is granted.
     Lock = 11,
+    /// Node → router: stage `source` is overloaded (`mode` 1: its backlog kept growing for the
+    /// node's overload window) or has drained (`mode` 0). Round-robin and random skip it while
+    /// it is overloaded.
+    Busy = 12,
 }
 
 impl Kind {
@@ -53,6 +57,7 @@ impl Kind {
             9 => Kind::Pong,
             10 => Kind::Overload,
             11 => Kind::Lock,
+            12 => Kind::Busy,
             other => return Err(FrameError::UnknownKind(other)),
         })
     }

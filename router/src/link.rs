@@ -28,6 +28,8 @@ pub struct Link {
     created: Instant,
     /// When this link (as a sender) was last told of an overload, in ms since `created`.
     overload_told_ms: AtomicU64,
+    /// Classes (one bit each) whose member on this link reported itself overloaded.
+    busy: [AtomicU64; 4],
 }
 
 impl Link {
@@ -41,6 +43,7 @@ impl Link {
             liveness: Liveness::default(),
             created: Instant::now(),
             overload_told_ms: AtomicU64::new(0),
+            busy: Default::default(),
         }
     }
 
@@ -81,6 +84,21 @@ impl Link {
             self.kill();
         }
         push
+    }
+
+    /// Records whether the member of `class` on this link is overloaded.
+    pub fn set_busy(&self, class: u8, busy: bool) {
+        let (word, bit) = ((class / 64) as usize, 1u64 << (class % 64));
+        if busy {
+            self.busy[word].fetch_or(bit, Ordering::Relaxed);
+        } else {
+            self.busy[word].fetch_and(!bit, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the member of `class` on this link is overloaded (round-robin skips it).
+    pub fn is_busy(&self, class: u8) -> bool {
+        self.busy[(class / 64) as usize].load(Ordering::Relaxed) & (1u64 << (class % 64)) != 0
     }
 
     /// Whether this sender is due for an overload signal (at most one per interval).

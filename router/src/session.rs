@@ -274,6 +274,23 @@ async fn read_loop(
                 }
                 router.locks.handle(&frame, link);
             }
+            Kind::Busy => {
+                let h = frame.header;
+                if h.source.instance() != instance {
+                    return closing(link, format!("protocol error: busy notice for source {} on the link of instance {instance}", h.source));
+                }
+                let busy = h.mode == 1;
+                link.set_busy(h.source.class(), busy);
+                log::info!(
+                    "{link}: member {} {}",
+                    h.source,
+                    if busy {
+                        "overloaded: round-robin passes it over"
+                    } else {
+                        "drained"
+                    }
+                );
+            }
             Kind::Ping => {
                 link.send(heartbeat::pong(frame.header.key));
             }

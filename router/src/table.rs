@@ -175,6 +175,11 @@ impl Table {
             return Pick::None;
         };
         let live = || class.members.iter().filter_map(Member::live);
+        // Round-robin and random pass over members that reported themselves overloaded
+        // (stage-spec §1.8), unless every member is.
+        let number = req.target.class();
+        let idle = || live().filter(move |l| !l.is_busy(number));
+        let all_busy = || idle().next().is_none();
         if !req.target.is_class() {
             return class
                 .member(req.target)
@@ -188,14 +193,17 @@ impl Table {
         match mode {
             // A class in direct mode answers only frames naming an exact instance.
             Mode::Direct | Mode::Default => Pick::None,
-            Mode::RoundRobin => round_robin(class, live()),
-            Mode::SameHost => {
+            Mode::RoundRobin if all_busy() => round_robin(class, live()),
+            Mode::RoundRobin => round_robin(class, idle()),
+            Mode::SameHost | Mode::OtherHost => {
                 let host = req.from.peer.ip();
-                round_robin(class, live().filter(|l| l.peer.ip() == host))
-            }
-            Mode::OtherHost => {
-                let host = req.from.peer.ip();
-                round_robin(class, live().filter(|l| l.peer.ip() != host))
+                let same = mode == Mode::SameHost;
+                let here = move |l: &&Arc<Link>| (l.peer.ip() == host) == same;
+                if all_busy() {
+                    round_robin(class, live().filter(here))
+                } else {
+                    round_robin(class, idle().filter(here))
+                }
             }
             Mode::Master => {
                 let chosen = (class.master != 0)
@@ -215,14 +223,8 @@ impl Table {
                     .find_map(|id| class.member(id).and_then(Member::live))
                     .map_or(Pick::None, Pick::One)
             }
-            Mode::Random => {
-                let n = live().count();
-                if n == 0 {
-                    return Pick::None;
-                }
-                let k = rand::thread_rng().gen_range(0..n);
-                live().nth(k).map_or(Pick::None, Pick::One)
-            }
+            Mode::Random if all_busy() => random(live()),
+            Mode::Random => random(idle()),
             Mode::Broadcast => {
                 let all: Vec<_> = live().collect();
                 if all.is_empty() {
@@ -233,6 +235,15 @@ impl Table {
             }
         }
     }
+}
+
+fn random<'a>(candidates: impl Iterator<Item = &'a Arc<Link>> + Clone) -> Pick<'a> {
+    let n = candidates.clone().count();
+    if n == 0 {
+        return Pick::None;
+    }
+    let k = rand::thread_rng().gen_range(0..n);
+    candidates.clone().nth(k).map_or(Pick::None, Pick::One)
 }
 
 fn round_robin<'a>(

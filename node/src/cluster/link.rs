@@ -249,7 +249,7 @@ async fn read_loop(cluster: &Cluster, link: &RouterLink, reader: &mut Reader) ->
                     nack,
                     remote: true,
                 };
-                let _ = cluster.inboxes[stage].send(Inbound::Message(d));
+                cluster.inboxes[stage].send(Inbound::Message(d));
             }
             Kind::ClassMap => match handshake::ClassMap::from_frame(&frame) {
                 Ok(m) => link.learn(&m.classes),
@@ -262,7 +262,7 @@ async fn read_loop(cluster: &Cluster, link: &RouterLink, reader: &mut Reader) ->
             Kind::Overload => {
                 if let Some(stage) = link.local.get(&h.target.class()).copied() {
                     let busy = link.name_of(h.source.class());
-                    let _ = cluster.inboxes[stage].send(Inbound::Overload(busy));
+                    cluster.inboxes[stage].send(Inbound::Overload(busy));
                 }
             }
             other => return format!("unexpected {other:?} frame from router"),

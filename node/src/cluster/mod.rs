@@ -15,7 +15,7 @@ use stage_proto::frame;
 use stage_proto::writer::Push;
 use stage_proto::{Header, Kind, ServiceId};
 
-use crate::inbound::Inbound;
+use crate::inbound::InboxTx;
 use crate::node::{Outgoing, Undelivered};
 
 /// Who this node is, as told to routers.
@@ -79,7 +79,7 @@ impl RouterLink {
 pub struct Cluster {
     identity: Identity,
     instance: Arc<AtomicU32>,
-    inboxes: Vec<Sender<Inbound>>,
+    inboxes: Vec<InboxTx>,
     /// Requests waiting for answers: a NACK of one that already failed is dropped.
     pending: Arc<crate::pending::Pending>,
     links: RwLock<Vec<Arc<RouterLink>>>,
@@ -93,7 +93,7 @@ impl Cluster {
     pub fn new(
         identity: Identity,
         instance: Arc<AtomicU32>,
-        inboxes: Vec<Sender<Inbound>>,
+        inboxes: Vec<InboxTx>,
         pending: Arc<crate::pending::Pending>,
     ) -> Cluster {
         Cluster {
@@ -144,6 +144,20 @@ impl Cluster {
             .write()
             .expect("links lock")
             .retain(|l| !Arc::ptr_eq(l, link));
+    }
+
+    /// Tells every router that `stage` is (or no longer is) overloaded.
+    pub fn report_busy(&self, stage: &str, busy: bool) {
+        let instance = self.instance.load(Ordering::Relaxed);
+        for link in self.links.read().expect("links lock").iter() {
+            let Some(class) = link.class_of(stage) else {
+                continue;
+            };
+            let mut h = Header::new(Kind::Busy);
+            h.mode = u8::from(busy);
+            h.source = ServiceId::new(class, instance).unwrap_or_default();
+            link.tx.control(frame::finish(frame::begin(0), h).raw);
+        }
     }
 
     /// Frames and queues a lock operation on the current link.
