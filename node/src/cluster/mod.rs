@@ -169,57 +169,54 @@ impl Cluster {
         from_stage: &str,
         buf: Vec<u8>,
     ) -> Result<(), Undelivered> {
-        let Some(link) = self.current() else {
-            return Err(Undelivered {
-                why: "no router link is up".into(),
-                buf,
-            });
-        };
-        let source_class = link.class_of(from_stage).unwrap_or(0);
-        let instance = self.instance.load(Ordering::Relaxed);
-        let header = Header {
-            kind: Kind::Lock,
-            mode: op as u8,
-            flags: stage_proto::Flags(0),
-            target: ServiceId(extend_ms),
-            source: ServiceId::new(source_class, instance).unwrap_or_default(),
-            key,
-        };
-        let frame = frame::finish(buf, header);
-        match link.tx.push(frame.raw.clone()) {
-            Push::Queued => Ok(()),
-            Push::Full | Push::Closed => Err(Undelivered {
-                why: format!("the link to router {} is full or closed", link.addr),
-                buf: frame.raw.to_vec(),
-            }),
-        }
+        let link = self.pick(&buf)?;
+        let mut header = Header::new(Kind::Lock);
+        header.mode = op as u8;
+        header.target = ServiceId(extend_ms);
+        header.key = key;
+        self.push(&link, header, from_stage, buf)
     }
 
     /// Frames and queues a message on the current link.
     pub fn send(&self, out: Outgoing<'_>) -> Result<(), Undelivered> {
-        let Some(link) = self.current() else {
-            return Err(Undelivered {
-                why: "no router link is up".into(),
-                buf: out.buf,
-            });
-        };
+        let link = self.pick(&out.buf)?;
         let Some(class) = link.class_of(out.stage) else {
             return Err(Undelivered {
                 why: format!("not registered with router {}", link.addr),
                 buf: out.buf,
             });
         };
-        let source_class = link.class_of(out.from_stage).unwrap_or(0);
-        let instance = self.instance.load(Ordering::Relaxed);
         let header = Header {
             kind: Kind::Message,
             mode: out.mode as u8,
             flags: stage_proto::Flags(out.flags),
             target: ServiceId::new(class, out.instance).unwrap_or(ServiceId(0)),
-            source: ServiceId::new(source_class, instance).unwrap_or_default(),
+            source: ServiceId(0),
             key: out.key,
         };
-        let frame = frame::finish(out.buf, header);
+        self.push(&link, header, out.from_stage, out.buf)
+    }
+
+    /// The link to send on, or the reason there is none (with the buffer back: cheap, rare).
+    fn pick(&self, buf: &[u8]) -> Result<Arc<RouterLink>, Undelivered> {
+        self.current().ok_or_else(|| Undelivered {
+            why: "no router link is up".into(),
+            buf: buf.to_vec(),
+        })
+    }
+
+    /// Fills in the sender's service id on `link`, frames, and queues.
+    fn push(
+        &self,
+        link: &RouterLink,
+        mut header: Header,
+        from_stage: &str,
+        buf: Vec<u8>,
+    ) -> Result<(), Undelivered> {
+        let source_class = link.class_of(from_stage).unwrap_or(0);
+        let instance = self.instance.load(Ordering::Relaxed);
+        header.source = ServiceId::new(source_class, instance).unwrap_or_default();
+        let frame = frame::finish(buf, header);
         // A refused frame comes back as its bytes (rare: copying is fine) for the NACK.
         match link.tx.push(frame.raw.clone()) {
             Push::Queued => Ok(()),
