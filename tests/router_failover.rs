@@ -64,9 +64,10 @@ fn a_stream_survives_the_loss_of_one_of_two_routers() {
     let tx_args = both("tx", "1");
     let tx_args: Vec<&str> = tx_args.iter().map(String::as_str).collect();
     let tx = Proc::node("tx", &tx_args, &dir.dir);
-    tx.wait_out("HALF", Duration::from_secs(30));
+    tx.wait_out("HALF", Duration::from_secs(60));
     r1.kill9();
-    let ended = tx.wait_out("ENDED", Duration::from_secs(40));
+    // Generous: a loaded CI machine may not keep 10,000 a second.
+    let ended = tx.wait_out("ENDED", Duration::from_secs(120));
     let f: Vec<u64> = ended
         .split('\t')
         .skip(1)
