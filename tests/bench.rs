@@ -1,0 +1,38 @@
+//! `stage-bench` runs its workloads on real processes and reports them as RESULT lines (the
+//! figures themselves go to docs/performance.md, never into assertions).
+
+use std::process::Command;
+
+#[test]
+fn failover_workload_reports_a_result_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_stage-bench"))
+        .args(["failover", "--runs", "1", "--timeout", "30"])
+        .output()
+        .expect("run stage-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("RESULT "))
+        .expect("a RESULT line");
+    for field in [
+        "workload=failover_master",
+        "peer=stage",
+        "failover_ms=",
+        "frozen_ms=",
+        "lost=0",
+    ] {
+        assert!(line.contains(field), "{line}");
+    }
+    let value = |name: &str| -> f64 {
+        line.split(' ')
+            .find_map(|f| f.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {line}"))
+    };
+    assert!(value("failover_ms=") >= 0.0 && value("frozen_ms=") >= 0.0);
+}
