@@ -91,3 +91,44 @@ fn competing_lock_requests_run_one_at_a_time_in_order() {
         "c1's unreleased lock was held {held} ms: {events:?}"
     );
 }
+
+/// A lock request has a deadline like every request: kept from the lock by a holder that
+/// extends it, it runs its fail callback instead of waiting forever.
+#[test]
+fn a_lock_not_granted_before_its_deadline_runs_the_fail_path() {
+    let dir = Scratch::new("lock-deadline");
+    dir.write(
+        "hog.lua",
+        r#"
+stage.waitfor("mine", function()
+  print("HOLDING")
+  stage.addtask(50, function() stage.signal(">>L.x", 1000) end)   -- keeps extending
+end)
+stage.signal(">L.mine")
+"#,
+    );
+    dir.write(
+        "late.lua",
+        r#"
+stage.waitfor("got", function() print("GOT") end)
+stage.waitfor("late", function(err) print("LATE", err) end)
+stage.addtask(200, function() stage.signal({ ">L.got!late", 300 }); return -1 end)
+"#,
+    );
+    let (router, addr) = Proc::router("router", &[], &dir.dir);
+    let hog = Proc::node(
+        "hog",
+        &["--router", &addr, "--stage", "hog=hog.lua", "--id", "1"],
+        &dir.dir,
+    );
+    hog.wait_out("HOLDING", WAIT);
+    router.wait_err("registered hog:", WAIT);
+    let late = Proc::node(
+        "late",
+        &["--router", &addr, "--stage", "late=late.lua", "--id", "2"],
+        &dir.dir,
+    );
+    let line = late.wait_out("LATE", WAIT);
+    assert!(line.contains("no answer before the deadline"), "{line}");
+    assert!(!late.stdout().iter().any(|l| l == "GOT"), "{}", late.dump());
+}

@@ -11,7 +11,8 @@
 //! "=T:id"         members of T on this host     "=id"  same, for the own stage
 //! "+T:id"         members of T on other hosts   "+id"  same, for the own stage
 //! ">NAME.cb"     queue for lock NAME; `cb` runs when granted (">>NAME.x" extends by the
-//!                value's ms, "<NAME.x" releases; a grant lasts 100 ms otherwise)
+//!                value's ms, "<NAME.x" releases; a grant lasts 100 ms otherwise);
+//!                ">NAME.cb!fail" runs `fail` if not granted before the deadline
 //! id = name[=ret][!fail]
 //! ```
 //! `=ret` names the caller's callback for the answer; `!fail` the callback run when the message
@@ -127,6 +128,11 @@ fn parse_lock(t: &str) -> Result<Option<Target>, String> {
     } else {
         return Ok(None);
     };
+    // `>NAME.cb!fail`: the fail callback runs if the lock is not granted before the deadline.
+    let (rest, fail) = match rest.split_once('!') {
+        Some((r, f)) if op == LockOp::Acquire && !f.is_empty() => (r, Some(f.to_owned())),
+        _ => (rest, None),
+    };
     let Some((name, id)) = rest.rsplit_once('.') else {
         return Err(format!(
             "'{t}': a lock target is NAME.id (e.g. >orders.process)"
@@ -143,7 +149,7 @@ fn parse_lock(t: &str) -> Result<Option<Target>, String> {
             name: name.to_owned(),
         },
         msgid: id.to_owned(),
-        fail: None,
+        fail,
     }))
 }
 
@@ -217,6 +223,8 @@ mod tests {
         );
         assert_eq!(p(">>L.x").route, lock(LockOp::Extend, "L"));
         assert_eq!(p("<L.*").route, lock(LockOp::Release, "L"));
+        let t = p(">L.cb!late");
+        assert_eq!((t.msgid.as_str(), t.fail.as_deref()), ("cb", Some("late")));
         assert!(parse(">L", "me").is_err());
         assert!(parse(">.cb", "me").is_err());
     }

@@ -151,7 +151,17 @@ fn send(lua: &Lua, t: &str, options: Options, values: &[Value]) -> mlua::Result<
     if let Some(ms) = options.timeout {
         head.deadline_ms = waitfor::now_ms() + ms;
     }
-    let request = wants_answer && target.route != (Route::Local { sync: true });
+    // A lock request's answer is its grant: the router sends the request back, so it is
+    // marked as the answer to itself, and it waits under a deadline like any request.
+    let acquire = matches!(
+        target.route,
+        Route::Lock {
+            op: LockOp::Acquire,
+            ..
+        }
+    );
+    let request = acquire || (wants_answer && target.route != (Route::Local { sync: true }));
+    head.answer = acquire;
     if request {
         let ms = options
             .timeout
