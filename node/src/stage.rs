@@ -144,12 +144,10 @@ fn quit(lua: &Lua, name: &str, signal: &str, inbox: &InboxRx) {
     call_hook(lua, name, QUIT_HOOK, signal);
     let mut drained = 0usize;
     while let Ok(event) = inbox.try_recv() {
-        if let Inbound::Message(d) = event {
-            api::waitfor::dispatch(lua, d);
-            drained += 1;
-        }
+        handle(lua, name, event);
+        drained += 1;
     }
-    log::debug!("stage {name}: stopped after {drained} queued messages");
+    log::debug!("stage {name}: stopped after {drained} queued events");
 }
 
 /// Calls the stage's callback registered exactly as `hook` with `arg`; false if there is none.
@@ -208,6 +206,38 @@ fn expire_threads(lua: &Lua) {
     }
 }
 
+/// Handles one inbox event other than `Stop`.
+fn handle(lua: &Lua, name: &str, event: Inbound) {
+    match event {
+        Inbound::Message(d) => {
+            // A bug must cost one message, not the stage.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                api::waitfor::dispatch(lua, d)
+            }));
+            if ran.is_err() {
+                log::error!("stage {name}: a callback panicked; the stage goes on");
+            }
+        }
+        Inbound::Register { id, body } => {
+            if let Err(e) = api::waitfor::registered_by_worker(lua, &id, &body) {
+                log::error!("stage {name}: stage.waitfor('{id}') from a job: {e}");
+            }
+        }
+        Inbound::AddTask { id, ms, body } => {
+            if let Err(e) = api::addtask::added_by_worker(lua, id, ms, &body) {
+                log::error!("stage {name}: stage.addtask from a job: {e}");
+            }
+        }
+        Inbound::Overload(busy) => overloaded(lua, name, &busy),
+        Inbound::ThreadDone(id) => {
+            if let Ok(mut c) = api::ctx_mut(lua) {
+                c.expiring.push((Instant::now() + THREAD_LINGER, id));
+            }
+        }
+        Inbound::Stop(_) => {}
+    }
+}
+
 fn main_loop(lua: &Lua, name: &str, mut watch: Watch, inbox: InboxRx) {
     let scripts = match api::ctx(lua) {
         Ok(c) => c.node.scripts().clone(),
@@ -231,35 +261,11 @@ fn main_loop(lua: &Lua, name: &str, mut watch: Watch, inbox: InboxRx) {
             .map_or(IDLE_WAKE, |t| t.saturating_duration_since(Instant::now()))
             .min(scripts.refresh());
         match inbox.recv_timeout(wait) {
-            Ok(Inbound::Message(d)) => {
-                // A bug must cost one message, not the stage.
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    api::waitfor::dispatch(lua, d)
-                }));
-                if ran.is_err() {
-                    log::error!("stage {name}: a callback panicked; the stage goes on");
-                }
-            }
-            Ok(Inbound::Register { id, body }) => {
-                if let Err(e) = api::waitfor::registered_by_worker(lua, &id, &body) {
-                    log::error!("stage {name}: stage.waitfor('{id}') from a job: {e}");
-                }
-            }
-            Ok(Inbound::AddTask { id, ms, body }) => {
-                if let Err(e) = api::addtask::added_by_worker(lua, id, ms, &body) {
-                    log::error!("stage {name}: stage.addtask from a job: {e}");
-                }
-            }
-            Ok(Inbound::Overload(busy)) => overloaded(lua, name, &busy),
-            Ok(Inbound::ThreadDone(id)) => {
-                if let Ok(mut c) = api::ctx_mut(lua) {
-                    c.expiring.push((Instant::now() + THREAD_LINGER, id));
-                }
-            }
             Ok(Inbound::Stop(signal)) => {
                 quit(lua, name, signal, &inbox);
                 break;
             }
+            Ok(event) => handle(lua, name, event),
             Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {}
         }
