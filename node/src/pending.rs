@@ -77,11 +77,14 @@ impl Pending {
     /// progress report) are all delivered, and the deadline then passes quietly.
     pub fn answered(&self, corr: u64) -> bool {
         match self.inner().entries.get_mut(&corr) {
-            Some(e) => {
+            // In time: the request is settled (its copy is no longer needed).
+            Some(e) if e.deadline_ms >= now_ms() => {
                 e.request = None;
-                e.deadline_ms >= now_ms()
+                true
             }
-            None => false,
+            // Late, or already settled and expired: the deadline thread runs the fail path of
+            // a request still waiting; the answer is void either way.
+            _ => false,
         }
     }
 
@@ -143,10 +146,13 @@ pub fn spawn_deadlines(node: Arc<Node>) -> std::io::Result<std::thread::JoinHand
                     };
                     node.deliver_local(&stage, d);
                 }
+                // Look again under the lock we wait on: a request opened while the notices
+                // above went out must not wait behind an older, later deadline.
                 let i = pending.inner();
                 if i.stopping {
                     return;
                 }
+                let next = i.deadlines.peek().map(|Reverse((d, _))| *d).or(next);
                 let wait = next.map_or(Duration::from_secs(60), |d| {
                     Duration::from_millis(d.saturating_sub(now_ms()))
                 });

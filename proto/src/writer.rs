@@ -66,7 +66,10 @@ impl QueueTx {
     /// Queues a message frame unless the queue is full.
     pub fn push(&self, frame: Bytes) -> Push {
         let len = frame.len();
-        if self.queued.load(Ordering::Relaxed) + len > self.cap {
+        let queued = self.queued.load(Ordering::Relaxed);
+        // An empty queue takes any frame, so a message larger than the cap (but within the
+        // maximum frame) can still be sent.
+        if queued > 0 && queued + len > self.cap {
             return Push::Full;
         }
         self.control(frame)

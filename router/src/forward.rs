@@ -55,7 +55,11 @@ pub fn forward(table: &Table, frame: &Frame, from: &Link) -> Result<Outcome, Fra
         NackReason::UnknownClass
     };
     Ok(if h.flags.has(Flags::WANT_NACK) {
-        from.send(nack(h, frame.body(), reason));
+        // A NACK is as large as its message: it goes through the sender's cap too, so a
+        // sender that does not read cannot grow the router with NACKs.
+        if from.forward(nack(h, frame.body(), reason)) == Push::Full {
+            return Ok(Outcome::Dropped(reason));
+        }
         Outcome::Nacked(reason)
     } else {
         Outcome::Dropped(reason)

@@ -3,8 +3,9 @@
 //! until it releases it (`<NAME.x`) or for 100 ms after the grant or its last extension
 //! (`>>NAME.x`, ms), then the next request in arrival order is granted.
 //!
-//! Lock frames (kind `Lock`) carry the operation in `mode`, a hash of NAME in `key`, and for
-//! an extension the milliseconds in `target`. The router keeps the queues: every node shares
+//! Lock frames (kind `Lock`) carry the operation in `mode`, a hash of NAME in `key`, and in
+//! `target` the milliseconds of an extension, or how long an acquire may wait (past that the
+//! requester has given up and is skipped). The router keeps the queues: every node shares
 //! them through it, and nothing is decoded.
 
 use std::collections::{HashMap, VecDeque};
@@ -22,6 +23,8 @@ struct Waiter {
     link: Arc<Link>,
     source: ServiceId,
     request: Frame,
+    /// The request's deadline: past it the requester has given up, so it is not granted.
+    expires: Option<Instant>,
 }
 
 struct Holder {
@@ -43,6 +46,10 @@ impl Queue {
             let Some(w) = self.waiters.pop_front() else {
                 return;
             };
+            if w.expires.is_some_and(|t| t <= Instant::now()) {
+                log::debug!("lock {key:016x}: request of {} expired while queued", w.source);
+                continue;
+            }
             let mut h = Header::new(Kind::Message);
             h.mode = Mode::Direct as u8;
             h.target = w.source;
@@ -78,10 +85,12 @@ impl Locks {
         let queue = queues.entry(h.key).or_default();
         match LockOp::from_u8(h.mode) {
             Some(LockOp::Acquire) => {
+                let wait = Duration::from_millis(h.target.0 as u64);
                 queue.waiters.push_back(Waiter {
                     link: link.clone(),
                     source: h.source,
                     request: frame.clone(),
+                    expires: (h.target.0 != 0).then(|| Instant::now() + wait),
                 });
             }
             Some(LockOp::Extend) => {

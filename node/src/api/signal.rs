@@ -11,6 +11,9 @@ use super::{ctx, ctx_mut, waitfor};
 /// How deep synchronous `":id"` signals may nest (a callback signalling itself synchronously).
 const MAX_SYNC_DEPTH: u32 = 32;
 
+/// The longest lock extension, in ms.
+const MAX_EXTEND_MS: f64 = 60_000.0;
+
 use crate::inbound::Delivery;
 use crate::node::Outgoing;
 use crate::target::{self, hash_key, reply_id, Route};
@@ -207,13 +210,26 @@ fn send(lua: &Lua, t: &str, options: Options, values: &[Value]) -> mlua::Result<
             Ok(())
         }
         Route::Lock { op, name } => {
-            // An extension's value is its length in ms.
+            // An extension's value is its length in ms (at most a minute); an acquire tells
+            // the router how long it may wait, so an expired request is not granted.
             let ms = match (op, values.first()) {
-                (LockOp::Extend, Some(v)) => v.as_f64().filter(|x| x.is_finite() && *x >= 0.0).map_or(0, |x| x.min(u32::MAX as f64) as u32),
+                (LockOp::Extend, Some(v)) => v
+                    .as_f64()
+                    .filter(|x| x.is_finite() && *x >= 0.0)
+                    .map_or(0, |x| x.min(MAX_EXTEND_MS) as u32),
+                (LockOp::Acquire, _) => head.deadline_ms.saturating_sub(waitfor::now_ms()) as u32,
                 _ => 0,
             };
-            node.send_lock(op, hash_key(name.as_bytes()), ms, &own, buf)
-                .map_err(|u| mlua::Error::runtime(format!("stage.signal('{t}'): {}", u.why)))
+            match node.send_lock(op, hash_key(name.as_bytes()), ms, &own, buf) {
+                Ok(()) => Ok(()),
+                // An acquire that cannot be sent fails now, once, through its fail path.
+                Err(u) if acquire && node.pending().failed(head.corr) => {
+                    let why = format!("lock '{name}': {}", u.why);
+                    node.deliver_local(&own, local_delivery(u.buf, node.instance(), Some(why)));
+                    Ok(())
+                }
+                Err(u) => Err(mlua::Error::runtime(format!("stage.signal('{t}'): {}", u.why))),
+            }
         }
         Route::Cluster { stage, mode } => {
             let mut flags = 0;

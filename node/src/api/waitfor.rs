@@ -297,7 +297,8 @@ fn try_dispatch(lua: &Lua, d: Delivery) -> mlua::Result<()> {
     }
     let msgid = String::from_utf8_lossy(env.msgid).into_owned();
     let sender = String::from_utf8_lossy(env.sender).into_owned();
-    let accept = !d.remote || ctx(lua)?.node.authenticated();
+    // A NACK carries our own message back: its functions are ours.
+    let accept = !d.remote || d.nack.is_some() || ctx(lua)?.node.authenticated();
     let values = match value::function::accepting(accept, || value::decode_args(lua, payload)) {
         Ok(v) => v,
         Err(e) => {
