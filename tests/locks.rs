@@ -132,3 +132,61 @@ stage.addtask(200, function() stage.signal({ ">L.got!late", 300 }); return -1 en
     assert!(line.contains("no answer before the deadline"), "{line}");
     assert!(!late.stdout().iter().any(|l| l == "GOT"), "{}", late.dump());
 }
+
+/// With several routers, every node sends a lock's operations to the same one (chosen by the
+/// lock's name among the sorted router addresses), so holders stay exclusive — even when the
+/// nodes list the routers in different orders and send their messages through different ones.
+#[test]
+fn a_lock_stays_exclusive_with_two_routers() {
+    let dir = Scratch::new("locks-two-routers");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let start = now + 1500;
+    dir.write("a.lua", &script(start, &[(0, "a1"), (20, "a2")], &[]));
+    dir.write("b.lua", &script(start, &[(10, "b1"), (30, "b2")], &[]));
+    let (r1, a1) = Proc::router("r1", &[], &dir.dir);
+    let (r2, a2) = Proc::router("r2", &[], &dir.dir);
+    // Node b lists the routers the other way round: it sends its messages through r2.
+    let nodes: Vec<Proc> = [("a", "1", &a1, &a2), ("b", "2", &a2, &a1)]
+        .iter()
+        .map(|(s, id, first, second)| {
+            let stage = format!("{s}={s}.lua");
+            let args = [
+                "--router",
+                first.as_str(),
+                "--router",
+                second.as_str(),
+                "--stage",
+                &stage,
+                "--id",
+                id,
+            ];
+            Proc::node(s, &args, &dir.dir)
+        })
+        .collect();
+    for r in [&r1, &r2] {
+        r.wait_err("registered a:", WAIT);
+        r.wait_err("registered b:", WAIT);
+    }
+    for (n, tag) in [(0, "END\ta2"), (1, "END\tb2")] {
+        nodes[n].wait_out(tag, WAIT);
+    }
+    let mut events: Vec<(u64, String)> = nodes
+        .iter()
+        .flat_map(|n| n.stdout())
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f.len() == 3).then(|| (f[2].parse().unwrap(), f[0].to_string()))
+        })
+        .collect();
+    events.sort();
+    // Strictly alternating START/END: never two holders at once.
+    let kinds: Vec<&str> = events.iter().map(|e| e.1.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["START", "END", "START", "END", "START", "END", "START", "END"],
+        "{events:?}"
+    );
+}

@@ -47,7 +47,10 @@ impl Queue {
                 return;
             };
             if w.expires.is_some_and(|t| t <= Instant::now()) {
-                log::debug!("lock {key:016x}: request of {} expired while queued", w.source);
+                log::debug!(
+                    "lock {key:016x}: request of {} expired while queued",
+                    w.source
+                );
                 continue;
             }
             let mut h = Header::new(Kind::Message);

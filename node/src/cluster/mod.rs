@@ -83,6 +83,8 @@ pub struct Cluster {
     /// Requests waiting for answers: a NACK of one that already failed is dropped.
     pending: Arc<crate::pending::Pending>,
     links: RwLock<Vec<Arc<RouterLink>>>,
+    /// The `--router` addresses, sorted: a lock's router is chosen among them by its name.
+    routers: RwLock<Vec<String>>,
     /// Serialises handshakes so that the first router's instance assignment is used with the
     /// others.
     register_gate: tokio::sync::Mutex<()>,
@@ -102,6 +104,7 @@ impl Cluster {
             inboxes,
             pending,
             links: RwLock::new(Vec::new()),
+            routers: Default::default(),
             register_gate: tokio::sync::Mutex::new(()),
         }
     }
@@ -109,6 +112,9 @@ impl Cluster {
     /// Starts one link task per router address; `ready` gets one message per router once its
     /// first handshake finished (welcomed or refused), so start-up can wait for the cluster.
     pub fn start(self: &Arc<Self>, routers: Vec<String>, ready: Sender<()>) {
+        let mut sorted = routers.clone();
+        sorted.sort();
+        *self.routers.write().expect("routers lock") = sorted;
         for (order, addr) in routers.into_iter().enumerate() {
             let cluster = self.clone();
             let ready = ready.clone();
@@ -169,7 +175,28 @@ impl Cluster {
         from_stage: &str,
         buf: Vec<u8>,
     ) -> Result<(), Undelivered> {
-        let link = self.pick(&buf)?;
+        // Every operation on one lock goes to the same router — the one its name hashes to
+        // among the --router addresses (sorted, so every node given the same routers agrees,
+        // in whatever order) — so there is one queue per lock in the cluster. While that
+        // router is unreachable the lock fails.
+        let addr = {
+            let routers = self.routers.read().expect("routers lock");
+            match routers.len() {
+                0 => String::new(),
+                n => routers[(key % n as u64) as usize].clone(),
+            }
+        };
+        let link = self
+            .links
+            .read()
+            .expect("links lock")
+            .iter()
+            .find(|l| l.addr == addr && l.alive.load(Ordering::Relaxed))
+            .cloned()
+            .ok_or_else(|| Undelivered {
+                why: format!("the router of this lock ({addr}) is not linked"),
+                buf: buf.clone(),
+            })?;
         let mut header = Header::new(Kind::Lock);
         header.mode = op as u8;
         header.target = ServiceId(extend_ms);
