@@ -103,11 +103,20 @@ pub async fn run(
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq = 0u64;
+    let mut last = tokio::time::Instant::now();
     loop {
         tick.tick().await;
+        let now = tokio::time::Instant::now();
+        // If this task itself was held up (a stalled process, a starved runtime), the peer's
+        // frames may be waiting unread: do not blame the peer for our own pause this round.
+        let stalled = now.duration_since(last) > period * 2;
+        last = now;
         seq += 1;
         if !send(ping(seq)) {
             return;
+        }
+        if stalled {
+            continue;
         }
         if let Some(c) = liveness.check(quiet) {
             changed(c);

@@ -201,7 +201,7 @@ fn failover(args: &Args) -> Result<(), String> {
     let frozen = median(libc::SIGSTOP, "frozen master")?;
     let _ = std::fs::remove_dir_all(&dir);
     println!(
-        "RESULT workload=failover_master peer=stage failover_ms={killed:.1} frozen_ms={frozen:.1} runs={} lost=0",
+        "RESULT workload=failover_master peer=stage failover_ms={killed:.1} frozen_ms={frozen:.1} runs={}",
         args.runs
     );
     Ok(())

@@ -257,7 +257,10 @@ impl Cluster {
             }),
             // The link died between the choice and the send.
             Push::Closed => Err(Undelivered {
-                why: format!("router link {} closed", link.addr),
+                why: {
+                    link.alive.store(false, Ordering::Relaxed);
+                    format!("router link {} closed", link.addr)
+                },
                 buf: frame.raw.to_vec(),
             }),
         }
