@@ -96,3 +96,64 @@ end)
         "router grew from {before} KiB to {peak} KiB with a 4 MiB queue cap"
     );
 }
+
+/// A real stage that falls behind pushes back the same way: its node stops reading from the
+/// router once the stage's inbox holds a link buffer's worth, so neither the node nor the
+/// router grows, and the producer hears of it.
+#[test]
+fn a_slow_stage_pushes_back_through_its_node() {
+    let dir = Scratch::new("slow-stage");
+    dir.write(
+        "sink.lua",
+        r#"stage.waitfor("data", function() local t = os.clock() + 0.02; while os.clock() < t do end end)"#,
+    );
+    dir.write(
+        "producer.lua",
+        r#"
+local chunk = string.rep("x", 64 * 1024)
+local sent = 0
+stage.waitfor("on_overload", function(busy) print("OVERLOAD", busy) end)
+stage.addtask(10, function()
+  for _ = 1, 20 do stage.signal("sink:data", chunk); sent = sent + 1 end
+  if sent >= 4000 then print("SENT", sent); return -1 end
+end)
+"#,
+    );
+    let (router, addr) = Proc::router("router", &["--link-buffer", "4194304"], &dir.dir);
+    let sink = Proc::node(
+        "sink",
+        &[
+            "--router",
+            &addr,
+            "--stage",
+            "sink=sink.lua",
+            "--link-buffer",
+            "4194304",
+        ],
+        &dir.dir,
+    );
+    router.wait_err("registered sink:", WAIT);
+    let before = rss_kib(sink.pid());
+    let producer = Proc::node(
+        "producer",
+        &["--router", &addr, "--stage", "producer=producer.lua"],
+        &dir.dir,
+    );
+    producer.wait_out("OVERLOAD\tsink", WAIT);
+    let mut peak = before;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !producer.stdout().iter().any(|l| l.starts_with("SENT")) {
+        assert!(
+            Instant::now() < deadline,
+            "producer did not finish\n{}",
+            producer.dump()
+        );
+        peak = peak.max(rss_kib(sink.pid()));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("sink node RSS {before} KiB before, {peak} KiB peak");
+    assert!(
+        peak < before + 64 * 1024,
+        "the slow stage's node grew from {before} KiB to {peak} KiB"
+    );
+}

@@ -45,60 +45,94 @@ pub enum Inbound {
     Stop(&'static str),
 }
 
-/// The sending side of a stage's inbox; counts what waits in it (the stage's backlog).
+/// The sending side of a stage's inbox; counts what waits in it (the stage's backlog, in
+/// events and in message bytes).
 #[derive(Debug, Clone)]
 pub struct InboxTx {
     tx: Sender<Inbound>,
-    backlog: Arc<AtomicUsize>,
+    counts: Arc<Counts>,
+}
+
+/// What waits in an inbox.
+#[derive(Debug, Default)]
+struct Counts {
+    events: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl Counts {
+    fn add(&self, event: &Inbound) {
+        self.events.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(size(event), Ordering::Relaxed);
+    }
+
+    fn sub(&self, event: &Inbound) {
+        self.events.fetch_sub(1, Ordering::Relaxed);
+        self.bytes.fetch_sub(size(event), Ordering::Relaxed);
+    }
+}
+
+fn size(event: &Inbound) -> usize {
+    match event {
+        Inbound::Message(d) => d.body.len(),
+        _ => 0,
+    }
 }
 
 /// The stage's end of its inbox.
 #[derive(Debug)]
 pub struct InboxRx {
     rx: Receiver<Inbound>,
-    backlog: Arc<AtomicUsize>,
+    counts: Arc<Counts>,
 }
 
 /// A new inbox.
 pub fn inbox() -> (InboxTx, InboxRx) {
     let (tx, rx) = std::sync::mpsc::channel();
-    let backlog = Arc::new(AtomicUsize::new(0));
+    let counts = Arc::new(Counts::default());
     (
         InboxTx {
             tx,
-            backlog: backlog.clone(),
+            counts: counts.clone(),
         },
-        InboxRx { rx, backlog },
+        InboxRx { rx, counts },
     )
 }
 
 impl InboxTx {
     /// Queues an event; false if the stage has stopped.
     pub fn send(&self, event: Inbound) -> bool {
-        self.backlog.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(event).is_err() {
-            self.backlog.fetch_sub(1, Ordering::Relaxed);
-            return false;
+        self.counts.add(&event);
+        match self.tx.send(event) {
+            Ok(()) => true,
+            Err(e) => {
+                self.counts.sub(&e.0);
+                false
+            }
         }
-        true
     }
 
     /// Events waiting to be handled.
     pub fn backlog(&self) -> usize {
-        self.backlog.load(Ordering::Relaxed)
+        self.counts.events.load(Ordering::Relaxed)
+    }
+
+    /// Message bytes waiting to be handled.
+    pub fn backlog_bytes(&self) -> usize {
+        self.counts.bytes.load(Ordering::Relaxed)
     }
 }
 
 impl InboxRx {
     pub fn recv_timeout(&self, wait: Duration) -> Result<Inbound, RecvTimeoutError> {
         let event = self.rx.recv_timeout(wait)?;
-        self.backlog.fetch_sub(1, Ordering::Relaxed);
+        self.counts.sub(&event);
         Ok(event)
     }
 
     pub fn try_recv(&self) -> Result<Inbound, TryRecvError> {
         let event = self.rx.try_recv()?;
-        self.backlog.fetch_sub(1, Ordering::Relaxed);
+        self.counts.sub(&event);
         Ok(event)
     }
 }

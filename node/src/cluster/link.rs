@@ -249,7 +249,13 @@ async fn read_loop(cluster: &Cluster, link: &RouterLink, reader: &mut Reader) ->
                     nack,
                     remote: true,
                 };
-                cluster.inboxes[stage].send(Inbound::Message(d));
+                // A stage that falls behind stops this link's reading: TCP then fills the
+                // router's capped queue for us, and the router refuses and signals upstream.
+                let inbox = &cluster.inboxes[stage];
+                while inbox.backlog_bytes() > cluster.identity.link_buffer {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                inbox.send(Inbound::Message(d));
             }
             Kind::ClassMap => match handshake::ClassMap::from_frame(&frame) {
                 Ok(m) => link.learn(&m.classes),
