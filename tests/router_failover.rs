@@ -16,12 +16,18 @@ stage.waitfor("count", function() return seen end)
 /// 50,000 requests at about 10,000 a second, each with a 2 s deadline.
 const TX: &str = r#"
 local N, RATE = 50000, 10000
-local sent, answered, failed, half = 0, 0, 0, false
+local sent, answered, failed, half, latest = 0, 0, 0, false, 0
 local t0 = thread.tick
 stage.waitfor("ok", function(n, err)
-  if n == nil then failed = failed + 1 else answered = answered + 1 end
+  if n == nil then
+    failed = failed + 1
+    -- How long after its deadline the failure came ("... (+N ms)").
+    latest = math.max(latest, tonumber(tostring(err):match("%+(%d+) ms")) or 0)
+  else
+    answered = answered + 1
+  end
   if answered + failed == N then
-    print("ENDED", answered, failed)
+    print("ENDED", answered, failed, latest)
     stage.signal("rx:count=seen")
   end
 end)
@@ -73,7 +79,7 @@ fn a_stream_survives_the_loss_of_one_of_two_routers() {
         .skip(1)
         .map(|x| x.parse().unwrap())
         .collect();
-    let (answered, failed) = (f[0], f[1]);
+    let (answered, failed, latest) = (f[0], f[1], f[2]);
     let seen: u64 = tx
         .wait_out("RX SAW", Duration::from_secs(10))
         .split('\t')
@@ -87,4 +93,9 @@ fn a_stream_survives_the_loss_of_one_of_two_routers() {
     assert_eq!(answered + failed, 50_000);
     assert!(failed < 5_000, "{failed} requests lost");
     assert!(answered > 45_000);
+    // No request hung past its deadline: each lost one failed when its deadline came.
+    assert!(
+        latest < 1_000,
+        "a failure came {latest} ms after its deadline"
+    );
 }

@@ -11,6 +11,9 @@ use crate::node::Node;
 /// A backlog at or below this is drained.
 const DRAINED: usize = 1;
 
+/// How often an overloaded stage is reported again (a router that linked meanwhile hears it).
+const REPEAT: Duration = Duration::from_secs(1);
+
 #[derive(Default)]
 struct State {
     previous: usize,
@@ -22,10 +25,18 @@ struct State {
 pub fn spawn(node: Arc<Node>, window: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("overload".into()).spawn(move || {
         let mut states: HashMap<String, State> = HashMap::new();
+        let mut repeated = Instant::now();
         while !node.stopping() {
             std::thread::sleep(window / 5);
+            let repeat = repeated.elapsed() >= REPEAT;
+            if repeat {
+                repeated = Instant::now();
+            }
             for (stage, backlog) in node.backlogs() {
                 let s = states.entry(stage.clone()).or_default();
+                if repeat && s.overloaded {
+                    node.report_busy(&stage, true);
+                }
                 if let Some(busy) = step(s, backlog, window, Instant::now()) {
                     if busy {
                         log::warn!("stage {stage}: the backlog keeps growing ({backlog} waiting): overloaded, leaving round-robin until it drains");

@@ -199,7 +199,8 @@ impl Table {
                 let host = req.from.peer.ip();
                 let same = mode == Mode::SameHost;
                 let here = move |l: &&Arc<Link>| (l.peer.ip() == host) == same;
-                if all_busy() {
+                // The busy fallback is decided among the members of the right hosts.
+                if idle().filter(here).next().is_none() {
                     round_robin(class, live().filter(here))
                 } else {
                     round_robin(class, idle().filter(here))
