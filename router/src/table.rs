@@ -200,7 +200,7 @@ impl Table {
                 let same = mode == Mode::SameHost;
                 let here = move |l: &&Arc<Link>| (l.peer.ip() == host) == same;
                 // The busy fallback is decided among the members of the right hosts.
-                if idle().filter(here).next().is_none() {
+                if !idle().any(|l| here(&l)) {
                     round_robin(class, live().filter(here))
                 } else {
                     round_robin(class, idle().filter(here))
