@@ -42,6 +42,23 @@ fn rss_kib(pid: i32) -> u64 {
         .unwrap()
 }
 
+/// The highest RSS of process `pid` (starting from `before`) while the producer keeps sending,
+/// until it prints `SENT`.
+fn peak_rss_until_sent(producer: &Proc, pid: i32, before: u64) -> u64 {
+    let mut peak = before;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !producer.stdout().iter().any(|l| l.starts_with("SENT")) {
+        assert!(
+            Instant::now() < deadline,
+            "producer did not finish\n{}",
+            producer.dump()
+        );
+        peak = peak.max(rss_kib(pid));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    peak.max(rss_kib(pid))
+}
+
 #[test]
 fn a_consumer_that_stops_reading_does_not_grow_the_router() {
     let dir = Scratch::new("backpressure");
@@ -78,18 +95,7 @@ end)
     // refused at the cap fail at once with the reason.
     producer.wait_out("target overloaded", WAIT);
     // Keep pushing for a while (about 390 MB offered in all), watching the router's memory.
-    let mut peak = before;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !producer.stdout().iter().any(|l| l.starts_with("SENT")) {
-        assert!(
-            Instant::now() < deadline,
-            "producer did not finish\n{}",
-            producer.dump()
-        );
-        peak = peak.max(rss_kib(router.pid()));
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    peak = peak.max(rss_kib(router.pid()));
+    let peak = peak_rss_until_sent(&producer, router.pid(), before);
     eprintln!("router RSS {before} KiB before, {peak} KiB peak");
     assert!(
         peak < before + 48 * 1024,
@@ -140,17 +146,7 @@ end)
         &dir.dir,
     );
     producer.wait_out("OVERLOAD\tsink", WAIT);
-    let mut peak = before;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !producer.stdout().iter().any(|l| l.starts_with("SENT")) {
-        assert!(
-            Instant::now() < deadline,
-            "producer did not finish\n{}",
-            producer.dump()
-        );
-        peak = peak.max(rss_kib(sink.pid()));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let peak = peak_rss_until_sent(&producer, sink.pid(), before);
     eprintln!("sink node RSS {before} KiB before, {peak} KiB peak");
     assert!(
         peak < before + 64 * 1024,

@@ -20,6 +20,19 @@ pub struct Delivery {
     pub remote: bool,
 }
 
+impl Delivery {
+    /// A delivery from this process: `buf` is a frame buffer (prefix room, then envelope and
+    /// payload) that never went on the wire.
+    pub fn local(buf: Vec<u8>, from_instance: u32, nack: Option<String>) -> Delivery {
+        Delivery {
+            body: Bytes::from(buf).slice(stage_proto::frame::PREFIX_LEN..),
+            from_instance,
+            nack,
+            remote: false,
+        }
+    }
+}
+
 /// An event in a stage's inbox.
 #[derive(Debug)]
 pub enum Inbound {

@@ -4,8 +4,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use stage_proto::frame::PREFIX_LEN;
 use stage_proto::Mode;
 
 use crate::cluster::Cluster;
@@ -193,12 +191,7 @@ impl Node {
                 buf: out.buf,
             });
         }
-        let d = Delivery {
-            body: Bytes::from(out.buf).slice(PREFIX_LEN..),
-            from_instance: self.instance(),
-            nack: None,
-            remote: false,
-        };
+        let d = Delivery::local(out.buf, self.instance(), None);
         if !self.deliver_local(out.stage, d) {
             // Only while shutting down: the stage's loop has ended.
             log::debug!("stage '{}' has stopped; message dropped", out.stage);

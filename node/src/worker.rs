@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use mlua::{Function, Lua, MultiValue, Value};
 
 use crate::api;
@@ -135,21 +134,10 @@ fn named(lua: &Lua, name: &str) -> mlua::Result<Function> {
 
 /// Sends `values` to callback `id` of `stage` on this node (a `thread.new` handler).
 pub fn deliver(node: &Node, stage: &str, id: &str, values: MultiValue) {
-    let body = (|| -> mlua::Result<Bytes> {
-        let values: Vec<Value> = values.into_iter().collect();
-        Ok(
-            Bytes::from(api::signal::body(id, "", Default::default(), &values)?)
-                .slice(stage_proto::frame::PREFIX_LEN..),
-        )
-    })();
-    match body {
-        Ok(body) => {
-            let d = Delivery {
-                body,
-                from_instance: node.instance(),
-                nack: None,
-                remote: false,
-            };
+    let values: Vec<Value> = values.into_iter().collect();
+    match api::signal::body(id, "", Default::default(), &values) {
+        Ok(buf) => {
+            let d = Delivery::local(buf, node.instance(), None);
             if !node.deliver_local(stage, d) {
                 log::warn!("thread result for stage {stage} dropped: the stage has stopped");
             }

@@ -131,15 +131,6 @@ pub fn body(msgid: &str, sender: &str, head: Head, values: &[Value]) -> mlua::Re
     Ok(buf)
 }
 
-fn local_delivery(buf: Vec<u8>, from_instance: u32, nack: Option<String>) -> Delivery {
-    Delivery {
-        body: Bytes::from(buf).slice(PREFIX_LEN..),
-        from_instance,
-        nack,
-        remote: false,
-    }
-}
-
 fn send(lua: &Lua, t: &str, options: Options, values: &[Value]) -> mlua::Result<()> {
     let (node, own) = {
         let c = ctx(lua)?;
@@ -193,7 +184,7 @@ fn send(lua: &Lua, t: &str, options: Options, values: &[Value]) -> mlua::Result<
                     "stage.signal('{t}'): synchronous signals nested deeper than {MAX_SYNC_DEPTH}"
                 )))
             } else {
-                waitfor::dispatch(lua, local_delivery(buf, node.instance(), None));
+                waitfor::dispatch(lua, Delivery::local(buf, node.instance(), None));
                 // The nested callback's errors are its own (logged), but a spent budget is the
                 // caller's too.
                 if crate::budget::exhausted(lua) {
@@ -206,7 +197,7 @@ fn send(lua: &Lua, t: &str, options: Options, values: &[Value]) -> mlua::Result<
             result
         }
         Route::Local { sync: false } => {
-            node.deliver_local(&own, local_delivery(buf, node.instance(), None));
+            node.deliver_local(&own, Delivery::local(buf, node.instance(), None));
             Ok(())
         }
         Route::Lock { op, name } => {
@@ -225,7 +216,7 @@ fn send(lua: &Lua, t: &str, options: Options, values: &[Value]) -> mlua::Result<
                 // An acquire that cannot be sent fails now, once, through its fail path.
                 Err(u) if acquire && node.pending().failed(head.corr) => {
                     let why = format!("lock '{name}': {}", u.why);
-                    node.deliver_local(&own, local_delivery(u.buf, node.instance(), Some(why)));
+                    node.deliver_local(&own, Delivery::local(u.buf, node.instance(), Some(why)));
                     Ok(())
                 }
                 Err(u) => Err(mlua::Error::runtime(format!("stage.signal('{t}'): {}", u.why))),
@@ -255,7 +246,7 @@ fn send(lua: &Lua, t: &str, options: Options, values: &[Value]) -> mlua::Result<
             if let Err(u) = node.send(out) {
                 let why = format!("stage '{stage}': {}", u.why);
                 if wants_answer && node.pending().failed(head.corr) {
-                    node.deliver_local(&own, local_delivery(u.buf, node.instance(), Some(why)));
+                    node.deliver_local(&own, Delivery::local(u.buf, node.instance(), Some(why)));
                 } else {
                     log::warn!("signal '{t}' dropped: {why}");
                 }
@@ -297,7 +288,7 @@ fn reply_to(lua: &Lua, w: Value, values: &[Value]) -> mlua::Result<()> {
                 (c.node.clone(), c.name.clone())
             };
             let buf = body(reply_id(&key), "", head, values)?;
-            node.deliver_local(&own, local_delivery(buf, node.instance(), None));
+            node.deliver_local(&own, Delivery::local(buf, node.instance(), None));
             Ok(())
         }
     }

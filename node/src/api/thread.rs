@@ -17,7 +17,8 @@ use super::submit::{check_callable, job_body};
 use super::{ctx, waitfor};
 use crate::pool::Job;
 
-fn now_seconds() -> f64 {
+/// Seconds since the Unix epoch with millisecond precision (`thread.tick`, `process.tick`).
+pub fn tick() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| (d.as_millis() as f64) / 1000.0)
@@ -104,7 +105,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
         lua.create_function(|_, (_, k): (Table, String)| {
             Ok(match k.as_str() {
                 "id" => Value::Integer(thread_id()),
-                "tick" => Value::Number(now_seconds()),
+                "tick" => Value::Number(tick()),
                 _ => Value::Nil,
             })
         })?,
@@ -114,9 +115,4 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     g.set("thread", thread)?;
     let f: Function = lua.create_function(sleep)?;
     g.set("sleep", f)
-}
-
-/// Seconds since the Unix epoch with millisecond precision (`thread.tick`, `process.tick`).
-pub fn tick() -> f64 {
-    now_seconds()
 }

@@ -98,7 +98,7 @@ pub fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     if ctx(lua)?.worker {
         return from_worker(lua, args);
     }
-    let mut args: Vec<Value> = args.into_iter().collect();
+    let args: Vec<Value> = args.into_iter().collect();
     if args.is_empty() {
         // Copy out first: creating Lua values may run finalizers that call stage.waitfor.
         let entries: Vec<(String, Bound)> = ctx(lua)?
@@ -113,22 +113,11 @@ pub fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
         }
         return Ok(MultiValue::from_iter([Value::Table(all)]));
     }
-    let (id, rest) = match (&args[0], args.get(1)) {
-        (Value::Function(_), _) => (generated_id(16), args),
-        (Value::Integer(n), Some(Value::Function(_))) => {
-            let n = usize::try_from(*n).unwrap_or(0);
-            (generated_id(n), args.split_off(1))
-        }
-        (Value::String(s), _) => {
-            let id = s.to_str()?.to_owned();
-            (id, args.split_off(1))
-        }
-        (other, _) => {
-            return Err(mlua::Error::runtime(format!(
-                "stage.waitfor: expected an id string or a function, got {}",
-                other.type_name()
-            )))
-        }
+    let kind = args[0].type_name();
+    let Some((id, rest)) = split_id(args)? else {
+        return Err(mlua::Error::runtime(format!(
+            "stage.waitfor: expected an id string or a function, got {kind}"
+        )));
     };
     let mut rest = rest.into_iter();
     let first = rest.next();
@@ -185,22 +174,13 @@ pub fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
 /// (un)registering is sent to its main loop, the function as bytecode. Queries need the main
 /// loop's registry and are refused.
 fn from_worker(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
-    let mut args: Vec<Value> = args.into_iter().collect();
-    let (id, rest) = match (args.first(), args.get(1)) {
-        (Some(Value::Function(_)), _) => (generated_id(16), args),
-        (Some(Value::Integer(n)), Some(Value::Function(_))) => {
-            let n = usize::try_from(*n).unwrap_or(0);
-            (generated_id(n), args.split_off(1))
-        }
-        (Some(Value::String(s)), Some(Value::Function(_) | Value::Nil)) => {
-            let id = s.to_str()?.to_owned();
-            (id, args.split_off(1))
-        }
-        _ => {
-            return Err(mlua::Error::runtime(
-                "stage.waitfor in a job: only (id, function, ...), (function, ...) and (id, nil); queries run on the stage's main loop",
-            ))
-        }
+    let parsed = split_id(args.into_iter().collect())?;
+    let Some((id, rest)) =
+        parsed.filter(|(_, rest)| matches!(rest.first(), Some(Value::Function(_) | Value::Nil)))
+    else {
+        return Err(mlua::Error::runtime(
+            "stage.waitfor in a job: only (id, function, ...), (function, ...) and (id, nil); queries run on the stage's main loop",
+        ));
     };
     let body = match rest.first() {
         Some(Value::Function(_)) => {
@@ -254,6 +234,24 @@ pub fn register(lua: &Lua, id: &str, f: Function, bound: &[Value]) -> mlua::Resu
         .map
         .insert(id.to_owned(), Handler { f, bound });
     Ok(())
+}
+
+/// The callback id of a `stage.waitfor` call and the arguments after it: `(f, ...)` gets a
+/// generated 16-character id, `(n, f, ...)` one of `n` characters, `("id", ...)` that id.
+/// `None` for any other first argument.
+fn split_id(mut args: Vec<Value>) -> mlua::Result<Option<(String, Vec<Value>)>> {
+    Ok(Some(match (args.first(), args.get(1)) {
+        (Some(Value::Function(_)), _) => (generated_id(16), args),
+        (Some(Value::Integer(n)), Some(Value::Function(_))) => {
+            let n = usize::try_from(*n).unwrap_or(0);
+            (generated_id(n), args.split_off(1))
+        }
+        (Some(Value::String(s)), _) => {
+            let id = s.to_str()?.to_owned();
+            (id, args.split_off(1))
+        }
+        _ => return Ok(None),
+    }))
 }
 
 /// Bound arguments as `stage.waitfor("id")` reports them: one value as is, several as a table.
