@@ -170,6 +170,7 @@ fn body(msgid: &str, sender: &str, payload: &[u8]) -> Vec<u8> {
         deadline_ms: 0,
         corr: 0,
         answer: false,
+        origin: 0,
     }
     .write(&mut b)
     .unwrap();

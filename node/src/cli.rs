@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::service::Builtin;
+
 /// Hosts Lua stages with the stage.* API and links them to routers.
 #[derive(Debug, Parser)]
 #[command(
@@ -15,9 +17,10 @@ pub struct Args {
     /// Router to link to (repeatable). Without any, the node runs standalone.
     #[arg(long = "router", value_name = "ADDR")]
     pub routers: Vec<String>,
-    /// A stage to host: NAME=SCRIPT (repeatable).
+    /// A stage to host: NAME=SCRIPT, or NAME=SERVICE for a built-in service: route, ticket,
+    /// index, agent (or curl), e.g. --stage rank=index (repeatable).
     #[arg(long = "stage", value_name = "NAME=SCRIPT", value_parser = parse_stage, required = true)]
-    pub stages: Vec<(String, PathBuf)>,
+    pub stages: Vec<(String, StageImpl)>,
     /// Instance number of this node's stages (1..16777215); assigned by the first router when absent.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=0x00ff_ffff))]
     pub id: Option<u32>,
@@ -66,12 +69,22 @@ pub struct Args {
     /// sends through another one.
     #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub heartbeat_window: u64,
+    /// Directory of the `index` service's files (one per index name; created if missing).
+    #[arg(long, value_name = "DIR", default_value = "index")]
+    pub index_dir: PathBuf,
     /// Log filter: error, warn, info, debug, trace, or env_logger syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
 }
 
-fn parse_stage(s: &str) -> Result<(String, PathBuf), String> {
+/// What runs a stage: a Lua main script or a built-in service.
+#[derive(Debug, Clone)]
+pub enum StageImpl {
+    Lua(PathBuf),
+    Builtin(Builtin),
+}
+
+fn parse_stage(s: &str) -> Result<(String, StageImpl), String> {
     let (name, script) = s
         .split_once('=')
         .ok_or_else(|| format!("'{s}' is not NAME=SCRIPT (e.g. --stage game=game.lua)"))?;
@@ -81,5 +94,10 @@ fn parse_stage(s: &str) -> Result<(String, PathBuf), String> {
             "'{s}': missing script path (e.g. --stage game=game.lua)"
         ));
     }
-    Ok((name.to_owned(), PathBuf::from(script)))
+    // A bare service name is the built-in service; a script is a path (`route.lua`).
+    let what = match Builtin::from_name(script) {
+        Some(b) => StageImpl::Builtin(b),
+        None => StageImpl::Lua(PathBuf::from(script)),
+    };
+    Ok((name.to_owned(), what))
 }

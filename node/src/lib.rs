@@ -15,6 +15,7 @@ pub mod pending;
 pub mod pool;
 pub mod sandbox;
 pub mod script;
+pub mod service;
 pub mod stage;
 pub mod store;
 pub mod target;
@@ -67,10 +68,19 @@ fn run(args: cli::Args) -> Result<(), String> {
     let locations = script::parse_locations(&args.packages)?;
     let scripts = script::Scripts::new(locations, script::DEFAULT_REFRESH);
     let mut specs = Vec::new();
-    for (name, file) in &args.stages {
-        if specs.iter().any(|s: &stage::StageSpec| &s.name == name) {
+    let mut services = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (name, what) in &args.stages {
+        if !names.insert(name) {
             return Err(format!("stage '{name}' is given twice"));
         }
+        let file = match what {
+            cli::StageImpl::Builtin(kind) => {
+                services.push((name.clone(), *kind));
+                continue;
+            }
+            cli::StageImpl::Lua(file) => file,
+        };
         // Find and compile-check every main script before linking to any router: a typo in
         // a path is a start-up error, not a registered stage that never answers.
         let check = mlua::Lua::new();
@@ -107,11 +117,11 @@ fn run(args: cli::Args) -> Result<(), String> {
     let mut inboxes = HashMap::new();
     let mut receivers = Vec::new();
     let mut senders = Vec::new();
-    for s in &specs {
+    for (name, _) in &args.stages {
         let (tx, rx) = inbound::inbox();
-        inboxes.insert(s.name.clone(), tx.clone());
+        inboxes.insert(name.clone(), tx.clone());
         senders.push(tx);
-        receivers.push(rx);
+        receivers.push((name.clone(), rx));
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -124,10 +134,10 @@ fn run(args: cli::Args) -> Result<(), String> {
     let cluster = (!standalone).then(|| {
         let identity = cluster::Identity {
             node: args.name.clone().unwrap_or_else(|| {
-                let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
+                let names: Vec<_> = args.stages.iter().map(|(n, _)| n.as_str()).collect();
                 format!("{}-{}", names.join("+"), std::process::id())
             }),
-            stages: specs.iter().map(|s| s.name.clone()).collect(),
+            stages: args.stages.iter().map(|(n, _)| n.clone()).collect(),
             secret,
             max_frame: args.max_frame,
             heartbeat_window: Duration::from_millis(args.heartbeat_window),
@@ -186,11 +196,18 @@ fn run(args: cli::Args) -> Result<(), String> {
             overload::spawn(node.clone(), window).map_err(|e| format!("overload thread: {e}"))?,
         );
     }
-    for (spec, rx) in specs.into_iter().zip(receivers) {
-        threads.push(
-            stage::spawn(node.clone(), spec, limits, rx)
-                .map_err(|e| format!("stage thread: {e}"))?,
-        );
+    let config = service::Config {
+        index_dir: args.index_dir.clone(),
+    };
+    for (name, rx) in receivers {
+        if let Some(spec) = specs.iter().find(|s| s.name == name) {
+            threads.push(
+                stage::spawn(node.clone(), spec.clone(), limits, rx)
+                    .map_err(|e| format!("stage thread: {e}"))?,
+            );
+        } else if let Some((_, kind)) = services.iter().find(|(n, _)| *n == name) {
+            threads.push(service::spawn(node.clone(), name, *kind, &config, rx)?);
+        }
     }
     let signal = runtime.block_on(stage_proto::shutdown::quit_signal());
     log::info!("{signal}: stopping");

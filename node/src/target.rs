@@ -43,9 +43,11 @@ pub struct Target {
 }
 
 impl Target {
-    /// Whether the sender expects an answer (a reply or a failure notice).
+    /// Whether the sender expects an answer (a reply or a failure notice): it names a fail
+    /// callback, or a reply callback after its id (`"id=ret"`; a service id such as the
+    /// `ticket` stage's `"=cat"` broadcast names none).
     pub fn wants_answer(&self) -> bool {
-        self.fail.is_some() || self.msgid.contains('=')
+        self.fail.is_some() || self.msgid.find('=').is_some_and(|i| i > 0)
     }
 
     /// The message id as it travels: `id[=ret][!fail]`, so that a NACK, which carries the
@@ -107,7 +109,9 @@ pub fn parse(t: &str, own: &str) -> Result<Target, String> {
         Some((k, f)) => (k.to_owned(), Some(f.to_owned())),
         None => (id, None),
     };
-    if msgid.is_empty() || msgid.starts_with('=') {
+    // Another stage's ids are its own business (`"ticket:=cat"`); a callback of ours needs one.
+    let foreign = matches!(route, Route::Cluster { .. });
+    if msgid.is_empty() || (msgid.starts_with('=') && !foreign) {
         return Err(format!("'{t}': missing message id"));
     }
     if fail.as_deref() == Some("") {
@@ -210,6 +214,14 @@ mod tests {
         assert_eq!((t.msgid.as_str(), t.fail.as_deref()), ("x=r", Some("oops")));
         assert_eq!(t.wire_msgid(), "x=r!oops");
         assert!(!p("game:x").wants_answer());
+        // Service ids: the ticket stage's broadcast is not a request.
+        let t = p("ticket:=login");
+        assert_eq!(
+            (t.route, t.msgid.as_str()),
+            (c("ticket", Mode::Default), "=login")
+        );
+        assert!(!p("ticket:=login").wants_answer());
+        assert!(parse("=x", "me").is_ok() && parse(":=x", "me").is_err());
         assert!(parse("", "me").is_err());
         assert!(parse("game:", "me").is_err());
         let lock = |op, name: &str| Route::Lock {

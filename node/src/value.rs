@@ -681,6 +681,17 @@ impl<'a> Reader<'a> {
 /// Parses a payload produced by [`encode_args`] (or any BSON document) into Lua values: the
 /// values of the top-level document's elements, in document order.
 pub fn decode_args(lua: &Lua, bytes: &[u8]) -> Result<MultiValue, ValueError> {
+    decode_message(lua, bytes, None)
+}
+
+/// Like [`decode_args`], but top-level elements whose key starts with `"._"` are not
+/// arguments: they go to `globals` as (`"_NAME"`, value), for the callback to see as globals
+/// (the `ticket` service's `_TICKET`, stage-spec §9.2).
+pub fn decode_message(
+    lua: &Lua,
+    bytes: &[u8],
+    mut globals: Option<&mut Vec<(String, Value)>>,
+) -> Result<MultiValue, ValueError> {
     let mut top = Reader {
         buf: bytes,
         pos: 0,
@@ -700,7 +711,13 @@ pub fn decode_args(lua: &Lua, bytes: &[u8]) -> Result<MultiValue, ValueError> {
     while !body.at_end() {
         let ty = body.u8()?;
         let key = body.cstring()?;
-        out.push_back(read_value(lua, &mut body, ty, key, 0)?);
+        let v = read_value(lua, &mut body, ty, key, 0)?;
+        match (&mut globals, key.strip_prefix(b".")) {
+            (Some(g), Some(name)) if name.starts_with(b"_") => {
+                g.push((String::from_utf8_lossy(name).into_owned(), v))
+            }
+            _ => out.push_back(v),
+        }
     }
     Ok(out)
 }

@@ -1,13 +1,16 @@
 //! The message envelope: what the receiving node needs besides the payload.
 //!
 //! ```text
-//! msgid_len u16 | msgid | sender_len u8 | sender | deadline_ms u64 | corr u64 | answer u8 | payload
+//! msgid_len u16 | msgid | sender_len u8 | sender | deadline_ms u64 | corr u64 | flags u8
+//!   | [origin u32, when flags has ORIGIN] | payload
 //! ```
 //! `msgid` is the key the receiver looks up (`"id"`, `"id=ret"`, `"S:id"` for `stage+id`);
 //! `sender` is the sending stage's name, so a reply can be addressed by name through any router;
 //! `deadline_ms` is an absolute Unix time in milliseconds after which the message is void, or 0;
 //! `corr` identifies a request that expects an answer (0: none), and with `answer` = 1 the
-//! message is an answer to request `corr`. Routers never look at any of this.
+//! message is an answer to request `corr`. `origin` is the instance answers go to when it is
+//! not the node that sent the frame: a service that passes a request on (the `route` stage)
+//! keeps the requester as the return address. Routers never look at any of this.
 
 use crate::error::FrameError;
 
@@ -20,7 +23,13 @@ pub struct Envelope<'a> {
     /// The request this message is (or, with `answer`, answers); 0 for none.
     pub corr: u64,
     pub answer: bool,
+    /// The instance of the node that answers go to, when not the frame's source; 0: the source.
+    pub origin: u32,
 }
+
+/// Flag bits of the envelope's last byte.
+const ANSWER: u8 = 1;
+const ORIGIN: u8 = 2;
 
 impl<'a> Envelope<'a> {
     /// Appends the envelope to `buf`; the payload goes right after it.
@@ -35,7 +44,11 @@ impl<'a> Envelope<'a> {
         buf.extend_from_slice(self.sender);
         buf.extend_from_slice(&self.deadline_ms.to_le_bytes());
         buf.extend_from_slice(&self.corr.to_le_bytes());
-        buf.push(u8::from(self.answer));
+        let origin = if self.origin != 0 { ORIGIN } else { 0 };
+        buf.push(u8::from(self.answer) | origin);
+        if self.origin != 0 {
+            buf.extend_from_slice(&self.origin.to_le_bytes());
+        }
         Ok(())
     }
 
@@ -49,11 +62,20 @@ impl<'a> Envelope<'a> {
         let (sender, rest) = split(rest, len[0] as usize).ok_or(cut.clone())?;
         let (deadline, rest) = split(rest, 8).ok_or(cut.clone())?;
         let (corr, rest) = split(rest, 8).ok_or(cut.clone())?;
-        let (answer, payload) = split(rest, 1).ok_or(cut)?;
-        let answer = match answer[0] {
-            0 => false,
-            1 => true,
-            _ => return Err(FrameError::BadEnvelope("answer flag is neither 0 nor 1")),
+        let (flags, rest) = split(rest, 1).ok_or(cut.clone())?;
+        let flags = flags[0];
+        if flags & !(ANSWER | ORIGIN) != 0 {
+            return Err(FrameError::BadEnvelope("unknown envelope flags"));
+        }
+        let (origin, payload) = if flags & ORIGIN != 0 {
+            let (o, rest) = split(rest, 4).ok_or(cut)?;
+            let origin = u32::from_le_bytes([o[0], o[1], o[2], o[3]]);
+            if origin == 0 {
+                return Err(FrameError::BadEnvelope("origin instance 0"));
+            }
+            (origin, rest)
+        } else {
+            (0, rest)
         };
         Ok((
             Envelope {
@@ -61,7 +83,8 @@ impl<'a> Envelope<'a> {
                 sender,
                 deadline_ms: u64_le(deadline),
                 corr: u64_le(corr),
-                answer,
+                answer: flags & ANSWER != 0,
+                origin,
             },
             payload,
         ))
@@ -84,22 +107,25 @@ mod tests {
 
     #[test]
     fn round_trip_and_truncation() {
-        let e = Envelope {
-            msgid: b"hello=ret",
-            sender: b"alpha",
-            deadline_ms: 1234,
-            corr: 77,
-            answer: true,
-        };
-        let mut buf = Vec::new();
-        e.write(&mut buf).unwrap();
-        buf.extend_from_slice(b"PAYLOAD");
-        let (got, payload) = Envelope::parse(&buf).unwrap();
-        assert_eq!(got, e);
-        assert_eq!(payload, b"PAYLOAD");
-        let envelope_len = buf.len() - 7;
-        for cut in 0..envelope_len {
-            assert!(Envelope::parse(&buf[..cut]).is_err(), "cut {cut}");
+        for origin in [0, 9] {
+            let e = Envelope {
+                msgid: b"hello=ret",
+                sender: b"alpha",
+                deadline_ms: 1234,
+                corr: 77,
+                answer: true,
+                origin,
+            };
+            let mut buf = Vec::new();
+            e.write(&mut buf).unwrap();
+            buf.extend_from_slice(b"PAYLOAD");
+            let (got, payload) = Envelope::parse(&buf).unwrap();
+            assert_eq!(got, e);
+            assert_eq!(payload, b"PAYLOAD");
+            let envelope_len = buf.len() - 7;
+            for cut in 0..envelope_len {
+                assert!(Envelope::parse(&buf[..cut]).is_err(), "cut {cut}");
+            }
         }
     }
 }

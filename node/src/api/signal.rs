@@ -35,6 +35,8 @@ pub struct Head {
     /// The request id (of this request, or of the request this answers).
     pub corr: u64,
     pub answer: bool,
+    /// Where answers go when not to this node (a service passing a request on).
+    pub origin: u32,
 }
 
 /// `stage.signal(target, v...)`. Returns nothing, like the original.
@@ -124,6 +126,7 @@ pub fn body(msgid: &str, sender: &str, head: Head, values: &[Value]) -> mlua::Re
         deadline_ms: head.deadline_ms,
         corr: head.corr,
         answer: head.answer,
+        origin: head.origin,
     }
     .write(&mut buf)
     .map_err(mlua::Error::external)?;
@@ -300,6 +303,7 @@ pub fn answer_head(corr: Option<u64>) -> Head {
         deadline_ms: 0,
         corr: corr.unwrap_or(0),
         answer: corr.is_some_and(|c| c != 0),
+        origin: 0,
     }
 }
 

@@ -293,11 +293,20 @@ fn try_dispatch(lua: &Lua, d: Delivery) -> mlua::Result<()> {
         log::debug!("dropped an answer that came after its request's deadline");
         return Ok(());
     }
+    // An acknowledgement: a service settled the request (it was handled; no fail path), and
+    // has nothing to deliver.
+    if env.answer && env.msgid.is_empty() && d.nack.is_none() {
+        return Ok(());
+    }
     let msgid = String::from_utf8_lossy(env.msgid).into_owned();
     let sender = String::from_utf8_lossy(env.sender).into_owned();
     // A NACK carries our own message back: its functions are ours.
     let accept = !d.remote || d.nack.is_some() || ctx(lua)?.node.authenticated();
-    let values = match value::function::accepting(accept, || value::decode_args(lua, payload)) {
+    let mut globals = Vec::new();
+    let decoded = value::function::accepting(accept, || {
+        value::decode_message(lua, payload, Some(&mut globals))
+    });
+    let values = match decoded {
         Ok(v) => v,
         Err(e) => {
             log::warn!("dropped message '{msgid}' from stage '{sender}': bad payload: {e}");
@@ -328,12 +337,18 @@ fn try_dispatch(lua: &Lua, d: Delivery) -> mlua::Result<()> {
         let w = lua.create_table()?;
         w.raw_set(0, cb)?;
         w.raw_set("error", err.as_str())?;
-        call(lua, cb, w, args)?;
+        call(lua, cb, w, args, Vec::new())?;
         return Ok(());
     }
     let w = lua.create_table()?;
     w.raw_set(0, key)?;
-    w.raw_set(1, d.from_instance)?;
+    // A request passed on by a service (route) is answered at its origin.
+    let from_instance = if env.origin != 0 {
+        env.origin
+    } else {
+        d.from_instance
+    };
+    w.raw_set(1, from_instance)?;
     if !sender.is_empty() {
         w.raw_set(2, sender.as_str())?;
     }
@@ -341,7 +356,7 @@ fn try_dispatch(lua: &Lua, d: Delivery) -> mlua::Result<()> {
         w.raw_set("corr", env.corr)?;
     }
     let lookup = key.split_once('=').map_or(key, |(id, _)| id);
-    let Some(results) = call(lua, lookup, w, values)? else {
+    let Some(results) = call(lua, lookup, w, values, globals)? else {
         return Ok(());
     };
     let own = ctx(lua)?.name.clone();
@@ -351,7 +366,7 @@ fn try_dispatch(lua: &Lua, d: Delivery) -> mlua::Result<()> {
         signal::reply(
             lua,
             &sender,
-            d.from_instance,
+            from_instance,
             reply_id(key),
             head,
             results.iter(),
@@ -360,10 +375,16 @@ fn try_dispatch(lua: &Lua, d: Delivery) -> mlua::Result<()> {
     Ok(())
 }
 
-/// Calls the handler for `id` in a fresh sandbox with `_WAITFOR` set to `w` (a synchronous
-/// `":id"` signal nests dispatches; the caller's globals come back afterwards). `None` if no
-/// handler matched.
-pub fn call(lua: &Lua, id: &str, w: Table, args: MultiValue) -> mlua::Result<Option<MultiValue>> {
+/// Calls the handler for `id` in a fresh sandbox with `_WAITFOR` set to `w` and the message's
+/// `globals` (a synchronous `":id"` signal nests dispatches; the caller's globals come back
+/// afterwards). `None` if no handler matched.
+pub fn call(
+    lua: &Lua,
+    id: &str,
+    w: Table,
+    args: MultiValue,
+    globals: Vec<(String, Value)>,
+) -> mlua::Result<Option<MultiValue>> {
     let found = ctx(lua)?.waitfors.lookup(id);
     let Some((matched, h)) = found else {
         log::warn!("no stage.waitfor for '{id}'; message dropped");
@@ -371,8 +392,14 @@ pub fn call(lua: &Lua, id: &str, w: Table, args: MultiValue) -> mlua::Result<Opt
     };
     w.raw_set(-1, matched)?;
     let all: MultiValue = h.bound.values(lua)?.into_iter().chain(args).collect();
+    let mut preset: Vec<(&str, Value)> = globals
+        .iter()
+        .filter(|(name, _)| name != "_WAITFOR")
+        .map(|(name, v)| (name.as_str(), v.clone()))
+        .collect();
+    preset.push(("_WAITFOR", Value::Table(w)));
     crate::sandbox::of(lua)?
-        .call_multi(lua, &h.f, &[("_WAITFOR", Value::Table(w))], all)
+        .call_multi(lua, &h.f, &preset, all)
         .map(Some)
 }
 

@@ -1,0 +1,139 @@
+//! Built-in service stages (stage-spec §9): native Rust stages a node hosts beside its Lua
+//! stages — `--stage rank=index`, `--stage ticket=ticket`, `--stage route=route`,
+//! `--stage agent=curl` — reached with `stage.signal` through the routers like any stage.
+//!
+//! Each runs on its own thread, like a Lua stage, and takes its inbox one message at a time:
+//! [`Request`] is a parsed message, [`Outbox`] sends answers and notices, and the [`Service`]
+//! trait is what a service implements (its messages, its timers, its shutdown).
+
+mod outbox;
+mod request;
+pub mod route;
+pub mod values;
+
+use std::path::PathBuf;
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use outbox::{answer_head, args, Outbox, To};
+pub use request::Request;
+
+use crate::inbound::{Inbound, InboxRx};
+use crate::node::Node;
+
+/// A built-in service, by the name given after `--stage NAME=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// Subscription routing with offer/accept (stage-spec §9.1).
+    Route,
+}
+
+impl Builtin {
+    /// The built-in service called `name`, if any (`curl` is the original's name of `agent`).
+    pub fn from_name(name: &str) -> Option<Builtin> {
+        match name {
+            "route" => Some(Builtin::Route),
+            _ => None,
+        }
+    }
+}
+
+/// Node settings the services read (`stage-node --help` lists the flags).
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Where the `index` service keeps its files.
+    pub index_dir: PathBuf,
+}
+
+/// What a built-in service does with its messages.
+pub trait Service: Send {
+    /// Handles one message (never one past its deadline).
+    fn handle(&mut self, out: &Outbox, req: Request);
+
+    /// Runs the service's timers due at `now`; returns when it next wants to run.
+    fn tick(&mut self, _out: &Outbox, _now: Instant) -> Option<Instant> {
+        None
+    }
+
+    /// The node is stopping: finish what must not be lost.
+    fn stop(&mut self, _out: &Outbox) {}
+}
+
+/// Creates the service `kind` for the stage called `name`.
+fn build(kind: Builtin, name: &str, config: &Config) -> Result<Box<dyn Service>, String> {
+    let _ = (name, config);
+    Ok(match kind {
+        Builtin::Route => Box::new(route::Route::default()),
+    })
+}
+
+/// Checks that service `kind` can start with `config` (a bad setting is a start-up error), and
+/// starts its thread.
+pub fn spawn(
+    node: Arc<Node>,
+    name: String,
+    kind: Builtin,
+    config: &Config,
+    inbox: InboxRx,
+) -> Result<std::thread::JoinHandle<()>, String> {
+    let service = build(kind, &name, config).map_err(|e| format!("stage {name}: {e}"))?;
+    std::thread::Builder::new()
+        .name(format!("stage:{name}"))
+        .spawn(move || run(Outbox::new(node, name), service, inbox))
+        .map_err(|e| format!("service thread: {e}"))
+}
+
+/// Longest sleep of an idle service.
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
+
+fn run(out: Outbox, mut service: Box<dyn Service>, inbox: InboxRx) {
+    let mut due = Some(Instant::now());
+    loop {
+        let now = Instant::now();
+        if due.is_some_and(|t| t <= now) {
+            due = guarded(out.name(), || service.tick(&out, now)).flatten();
+        }
+        let wait = due.map_or(IDLE_WAKE, |t| t.saturating_duration_since(now));
+        match inbox.recv_timeout(wait) {
+            Ok(Inbound::Message(d)) => {
+                let req = match Request::parse(&d) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        log::warn!("stage {}: dropped a message: {e}", out.name());
+                        continue;
+                    }
+                };
+                if req.expired(crate::api::waitfor::now_ms()) {
+                    log::debug!(
+                        "stage {}: dropped '{}' past its deadline",
+                        out.name(),
+                        req.key
+                    );
+                    continue;
+                }
+                guarded(out.name(), || service.handle(&out, req));
+                // A message may have started a timer earlier than the one we sleep for.
+                due = Some(Instant::now());
+            }
+            Ok(Inbound::Stop(_)) | Err(RecvTimeoutError::Disconnected) => {
+                guarded(out.name(), || service.stop(&out));
+                break;
+            }
+            Ok(other) => log::debug!("stage {}: ignored {other:?}", out.name()),
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
+    log::debug!("stage {}: stopped", out.name());
+}
+
+/// Runs `f`; a bug in a service costs the message that hit it, not the stage.
+fn guarded<T>(name: &str, f: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            log::error!("stage {name}: the service panicked; it goes on with the next message");
+            None
+        }
+    }
+}
