@@ -72,6 +72,10 @@ pub struct Args {
     /// Directory of the `index` service's files (one per index name; created if missing).
     #[arg(long, value_name = "DIR", default_value = "index")]
     pub index_dir: PathBuf,
+    /// Milliseconds a `route` subscription lives without a `route:@` message from its stage
+    /// (stage-spec §9.1: 30 s).
+    #[arg(long, value_name = "MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    pub route_keepalive: u64,
     /// Log filter: error, warn, info, debug, trace, or env_logger syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,

@@ -67,6 +67,10 @@ fn run(args: cli::Args) -> Result<(), String> {
     }
     let locations = script::parse_locations(&args.packages)?;
     let scripts = script::Scripts::new(locations, script::DEFAULT_REFRESH);
+    let config = service::Config {
+        index_dir: args.index_dir.clone(),
+        route_keepalive: Duration::from_millis(args.route_keepalive),
+    };
     let mut specs = Vec::new();
     let mut services = Vec::new();
     let mut names = std::collections::HashSet::new();
@@ -76,7 +80,9 @@ fn run(args: cli::Args) -> Result<(), String> {
         }
         let file = match what {
             cli::StageImpl::Builtin(kind) => {
-                services.push((name.clone(), *kind));
+                let built = service::build(*kind, name, &config)
+                    .map_err(|e| format!("stage {name}: {e}"))?;
+                services.push((name.clone(), built));
                 continue;
             }
             cli::StageImpl::Lua(file) => file,
@@ -196,17 +202,18 @@ fn run(args: cli::Args) -> Result<(), String> {
             overload::spawn(node.clone(), window).map_err(|e| format!("overload thread: {e}"))?,
         );
     }
-    let config = service::Config {
-        index_dir: args.index_dir.clone(),
-    };
     for (name, rx) in receivers {
         if let Some(spec) = specs.iter().find(|s| s.name == name) {
             threads.push(
                 stage::spawn(node.clone(), spec.clone(), limits, rx)
                     .map_err(|e| format!("stage thread: {e}"))?,
             );
-        } else if let Some((_, kind)) = services.iter().find(|(n, _)| *n == name) {
-            threads.push(service::spawn(node.clone(), name, *kind, &config, rx)?);
+        } else if let Some(i) = services.iter().position(|(n, _)| *n == name) {
+            let (_, built) = services.swap_remove(i);
+            threads.push(
+                service::spawn(node.clone(), name, built, rx)
+                    .map_err(|e| format!("service thread: {e}"))?,
+            );
         }
     }
     let signal = runtime.block_on(stage_proto::shutdown::quit_signal());

@@ -44,6 +44,8 @@ impl Builtin {
 pub struct Config {
     /// Where the `index` service keeps its files.
     pub index_dir: PathBuf,
+    /// How long a `route` subscription lives without a `route:@` message.
+    pub route_keepalive: Duration,
 }
 
 /// What a built-in service does with its messages.
@@ -60,28 +62,25 @@ pub trait Service: Send {
     fn stop(&mut self, _out: &Outbox) {}
 }
 
-/// Creates the service `kind` for the stage called `name`.
-fn build(kind: Builtin, name: &str, config: &Config) -> Result<Box<dyn Service>, String> {
-    let _ = (name, config);
+/// Creates the service `kind` for the stage called `name`; a bad setting (an index directory
+/// that cannot be created) is a start-up error.
+pub fn build(kind: Builtin, name: &str, config: &Config) -> Result<Box<dyn Service>, String> {
+    let _ = name;
     Ok(match kind {
-        Builtin::Route => Box::new(route::Route::default()),
+        Builtin::Route => Box::new(route::Route::new(config.route_keepalive)),
     })
 }
 
-/// Checks that service `kind` can start with `config` (a bad setting is a start-up error), and
-/// starts its thread.
+/// Starts the thread of `service`, the stage called `name`.
 pub fn spawn(
     node: Arc<Node>,
     name: String,
-    kind: Builtin,
-    config: &Config,
+    service: Box<dyn Service>,
     inbox: InboxRx,
-) -> Result<std::thread::JoinHandle<()>, String> {
-    let service = build(kind, &name, config).map_err(|e| format!("stage {name}: {e}"))?;
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("stage:{name}"))
         .spawn(move || run(Outbox::new(node, name), service, inbox))
-        .map_err(|e| format!("service thread: {e}"))
 }
 
 /// Longest sleep of an idle service.
