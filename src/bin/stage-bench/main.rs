@@ -1,0 +1,61 @@
+//! `stage-bench`: measures stage on real processes and prints one `RESULT` line per workload
+//! and system (the format of `../shared/bench/WORKLOADS.md`), plus `RATIO` lines against the
+//! peers measured in the same run.
+//!
+//! Workloads so far: [`failover`] (master/slave fail-over times) and [`index`] (the leaderboard
+//! service against Redis sorted sets).
+
+mod failover;
+mod index;
+mod procs;
+mod redis;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Workload {
+    Failover,
+    Index,
+}
+
+/// Benchmarks stage on real router and node processes on 127.0.0.1.
+#[derive(Parser)]
+#[command(
+    name = "stage-bench",
+    version,
+    after_help = "Examples:\n  cargo build --release --bins && target/release/stage-bench failover --runs 5\n  target/release/stage-bench index --members 100000 --ops 200000"
+)]
+pub struct Args {
+    /// The workload to run.
+    workload: Workload,
+    /// Repetitions; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Time bound of one run, in seconds.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+    /// index: members on the board.
+    #[arg(long, default_value_t = 100_000)]
+    members: usize,
+    /// index: updates, then as many rank queries, per run and system.
+    #[arg(long, default_value_t = 200_000)]
+    ops: usize,
+    /// index: requests in flight (sent before their answers are read).
+    #[arg(long, default_value_t = 64)]
+    window: usize,
+    /// index: the redis-server program to compare with.
+    #[arg(long, default_value = "redis-server")]
+    redis_server: String,
+}
+
+fn main() {
+    let args = Args::parse();
+    let result = match args.workload {
+        Workload::Failover => failover::run(&args),
+        Workload::Index => index::run(&args),
+    };
+    if let Err(e) = result {
+        eprintln!("FAIL {e}");
+        std::process::exit(1);
+    }
+}
