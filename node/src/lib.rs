@@ -198,6 +198,8 @@ fn run(args: cli::Args) -> Result<(), String> {
     }
     let config = service::Config {
         index_dir: args.index_dir.clone(),
+        tickets: args.tickets.clone(),
+        ticket_queue: args.ticket_queue,
     };
     for (name, rx) in receivers {
         if let Some(spec) = specs.iter().find(|s| s.name == name) {
