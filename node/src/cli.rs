@@ -76,6 +76,16 @@ pub struct Args {
     /// (stage-spec §9.1: 30 s).
     #[arg(long, value_name = "MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
     pub route_keepalive: u64,
+    /// A category of the `ticket` service: CAT=LIMIT (repeatable). At most LIMIT tickets
+    /// of CAT are held at once; requests wait in order for one. A negative LIMIT keeps no
+    /// waiting queue: requests fail when no ticket is free. Scripts add categories with
+    /// stage.signal("ticket:@CAT", limit, close_ms).
+    #[arg(long = "ticket", value_name = "CAT=LIMIT", value_parser = parse_ticket)]
+    pub tickets: Vec<(String, i64)>,
+    /// Requests the `ticket` service keeps waiting, over all its categories; beyond that,
+    /// requests fail (feedback false).
+    #[arg(long, value_name = "N", default_value_t = crate::service::ticket::DEFAULT_QUEUE)]
+    pub ticket_queue: usize,
     /// Log filter: error, warn, info, debug, trace, or env_logger syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
@@ -104,4 +114,17 @@ fn parse_stage(s: &str) -> Result<(String, StageImpl), String> {
         None => StageImpl::Lua(PathBuf::from(script)),
     };
     Ok((name.to_owned(), what))
+}
+
+fn parse_ticket(s: &str) -> Result<(String, i64), String> {
+    let (cat, limit) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not CAT=LIMIT (e.g. --ticket db=10)"))?;
+    crate::service::ticket::check_category(cat)?;
+    match limit.parse::<i64>() {
+        Ok(0) | Err(_) => Err(format!(
+            "'{s}': LIMIT is a non-zero integer (negative: no waiting queue)"
+        )),
+        Ok(n) => Ok((cat.to_owned(), n)),
+    }
 }

@@ -70,6 +70,8 @@ fn run(args: cli::Args) -> Result<(), String> {
     let config = service::Config {
         index_dir: args.index_dir.clone(),
         route_keepalive: Duration::from_millis(args.route_keepalive),
+        tickets: args.tickets.clone(),
+        ticket_queue: args.ticket_queue,
     };
     let mut specs = Vec::new();
     let mut services = Vec::new();

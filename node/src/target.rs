@@ -68,10 +68,14 @@ pub fn split_fail(msgid: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// The callback an answer goes to: the text after `=`, or the id itself.
+/// The callback an answer goes to: the text after `=` up to a `?` (a service's own part, as
+/// in `"ticket:cat=cb?feedback"`), or the id itself.
 pub fn reply_id(key: &str) -> &str {
     let key = split_fail(key).0;
-    key.split_once('=').map_or(key, |(_, ret)| ret)
+    match key.split_once('=') {
+        Some((_, ret)) => ret.split_once('?').map_or(ret, |(cb, _)| cb),
+        None => key,
+    }
 }
 
 /// Parses `t` sent by stage `own`.
@@ -245,6 +249,8 @@ mod tests {
     fn reply_ids() {
         assert_eq!(reply_id("hello=ret!f"), "ret");
         assert_eq!(reply_id("hello"), "hello");
+        assert_eq!(reply_id("login=cb?fb"), "cb");
+        assert_eq!(reply_id("chat?arg"), "chat?arg");
         assert_eq!(split_fail("a=b!c"), ("a=b", Some("c")));
     }
 

@@ -9,6 +9,7 @@
 mod outbox;
 mod request;
 pub mod route;
+pub mod ticket;
 pub mod values;
 
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ use crate::node::Node;
 pub enum Builtin {
     /// Subscription routing with offer/accept (stage-spec §9.1).
     Route,
+    /// Concurrency limiter: categories of tickets (stage-spec §9.2).
+    Ticket,
 }
 
 impl Builtin {
@@ -34,6 +37,7 @@ impl Builtin {
     pub fn from_name(name: &str) -> Option<Builtin> {
         match name {
             "route" => Some(Builtin::Route),
+            "ticket" => Some(Builtin::Ticket),
             _ => None,
         }
     }
@@ -46,6 +50,10 @@ pub struct Config {
     pub index_dir: PathBuf,
     /// How long a `route` subscription lives without a `route:@` message.
     pub route_keepalive: Duration,
+    /// The `ticket` service's categories and their limits (`--ticket CAT=LIMIT`).
+    pub tickets: Vec<(String, i64)>,
+    /// How many requests the `ticket` service keeps waiting (`--ticket-queue`).
+    pub ticket_queue: usize,
 }
 
 /// What a built-in service does with its messages.
@@ -68,6 +76,7 @@ pub fn build(kind: Builtin, name: &str, config: &Config) -> Result<Box<dyn Servi
     let _ = name;
     Ok(match kind {
         Builtin::Route => Box::new(route::Route::new(config.route_keepalive)),
+        Builtin::Ticket => Box::new(ticket::Tickets::new(&config.tickets, config.ticket_queue)?),
     })
 }
 
