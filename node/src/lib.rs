@@ -198,6 +198,14 @@ fn run(args: cli::Args) -> Result<(), String> {
     }
     let config = service::Config {
         index_dir: args.index_dir.clone(),
+        agent: service::agent::Settings {
+            timeout: Duration::from_millis(args.agent_timeout),
+            user_agent: args.user_agent.clone(),
+            ca: args.agent_ca.clone(),
+            threads: args.agent_threads as usize,
+            queue: args.agent_queue as usize,
+            max_body: args.agent_max_body,
+        },
     };
     for (name, rx) in receivers {
         if let Some(spec) = specs.iter().find(|s| s.name == name) {

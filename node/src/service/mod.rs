@@ -6,6 +6,7 @@
 //! [`Request`] is a parsed message, [`Outbox`] sends answers and notices, and the [`Service`]
 //! trait is what a service implements (its messages, its timers, its shutdown).
 
+pub mod agent;
 mod outbox;
 mod request;
 pub mod route;
@@ -27,6 +28,8 @@ use crate::node::Node;
 pub enum Builtin {
     /// Subscription routing with offer/accept (stage-spec §9.1).
     Route,
+    /// HTTP(S) client (stage-spec §9.4).
+    Agent,
 }
 
 impl Builtin {
@@ -34,6 +37,7 @@ impl Builtin {
     pub fn from_name(name: &str) -> Option<Builtin> {
         match name {
             "route" => Some(Builtin::Route),
+            "agent" | "curl" => Some(Builtin::Agent),
             _ => None,
         }
     }
@@ -44,6 +48,8 @@ impl Builtin {
 pub struct Config {
     /// Where the `index` service keeps its files.
     pub index_dir: PathBuf,
+    /// The `agent` service's client settings.
+    pub agent: agent::Settings,
 }
 
 /// What a built-in service does with its messages.
@@ -62,9 +68,9 @@ pub trait Service: Send {
 
 /// Creates the service `kind` for the stage called `name`.
 fn build(kind: Builtin, name: &str, config: &Config) -> Result<Box<dyn Service>, String> {
-    let _ = (name, config);
     Ok(match kind {
         Builtin::Route => Box::new(route::Route::default()),
+        Builtin::Agent => Box::new(agent::Agent::new(name, &config.agent)?),
     })
 }
 
