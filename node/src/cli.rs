@@ -86,6 +86,29 @@ pub struct Args {
     /// requests fail (feedback false).
     #[arg(long, value_name = "N", default_value_t = crate::service::ticket::DEFAULT_QUEUE)]
     pub ticket_queue: usize,
+    /// Milliseconds an `agent` request may take when it sets no `timeout` (less when its
+    /// message's deadline is nearer); connecting gets half of it, at least a second.
+    #[arg(long, value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub agent_timeout: u64,
+    /// User-Agent header of the `agent` service's requests ("" sends none).
+    #[arg(long, value_name = "TEXT", default_value = concat!("stage/", env!("CARGO_PKG_VERSION")))]
+    pub user_agent: String,
+    /// PEM file of CA certificates the `agent` service trusts for HTTPS besides Mozilla's
+    /// roots (a private CA).
+    #[arg(long, value_name = "FILE")]
+    pub agent_ca: Option<PathBuf>,
+    /// Threads of the `agent` service doing HTTP exchanges (its requests run at most this many
+    /// at a time).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub agent_threads: u32,
+    /// Requests that may wait for an `agent` thread; beyond that a request is answered at once
+    /// with an error (result 89).
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub agent_queue: u32,
+    /// Largest response body the `agent` service takes, in bytes; a larger one is an error
+    /// answer (result 63). An answer must also fit in --max-frame to cross the cluster.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub agent_max_body: u64,
     /// Log filter: error, warn, info, debug, trace, or env_logger syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,

@@ -72,6 +72,14 @@ fn run(args: cli::Args) -> Result<(), String> {
         route_keepalive: Duration::from_millis(args.route_keepalive),
         tickets: args.tickets.clone(),
         ticket_queue: args.ticket_queue,
+        agent: service::agent::Settings {
+            timeout: Duration::from_millis(args.agent_timeout),
+            user_agent: args.user_agent.clone(),
+            ca: args.agent_ca.clone(),
+            threads: args.agent_threads as usize,
+            queue: args.agent_queue as usize,
+            max_body: args.agent_max_body,
+        },
     };
     let mut specs = Vec::new();
     let mut services = Vec::new();

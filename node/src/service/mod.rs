@@ -6,6 +6,7 @@
 //! [`Request`] is a parsed message, [`Outbox`] sends answers and notices, and the [`Service`]
 //! trait is what a service implements (its messages, its timers, its shutdown).
 
+pub mod agent;
 mod outbox;
 mod request;
 pub mod route;
@@ -30,6 +31,8 @@ pub enum Builtin {
     Route,
     /// Concurrency limiter: categories of tickets (stage-spec §9.2).
     Ticket,
+    /// HTTP(S) client (stage-spec §9.4).
+    Agent,
 }
 
 impl Builtin {
@@ -38,6 +41,7 @@ impl Builtin {
         match name {
             "route" => Some(Builtin::Route),
             "ticket" => Some(Builtin::Ticket),
+            "agent" | "curl" => Some(Builtin::Agent),
             _ => None,
         }
     }
@@ -54,6 +58,8 @@ pub struct Config {
     pub tickets: Vec<(String, i64)>,
     /// How many requests the `ticket` service keeps waiting (`--ticket-queue`).
     pub ticket_queue: usize,
+    /// The `agent` service's client settings.
+    pub agent: agent::Settings,
 }
 
 /// What a built-in service does with its messages.
@@ -71,12 +77,12 @@ pub trait Service: Send {
 }
 
 /// Creates the service `kind` for the stage called `name`; a bad setting (an index directory
-/// that cannot be created) is a start-up error.
+/// that cannot be created, an unreadable CA file) is a start-up error.
 pub fn build(kind: Builtin, name: &str, config: &Config) -> Result<Box<dyn Service>, String> {
-    let _ = name;
     Ok(match kind {
         Builtin::Route => Box::new(route::Route::new(config.route_keepalive)),
         Builtin::Ticket => Box::new(ticket::Tickets::new(&config.tickets, config.ticket_queue)?),
+        Builtin::Agent => Box::new(agent::Agent::new(name, &config.agent)?),
     })
 }
 
