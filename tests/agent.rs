@@ -421,3 +421,34 @@ stage.addtask(1500, function() print("DONE"); return -1 end)
         "{big}"
     );
 }
+
+/// An answer takes no answer back: a callback that returns something (here a URL) does not
+/// send it to the agent as a new request, so answers never bounce between the two.
+#[test]
+fn a_callback_returning_a_value_does_not_start_a_new_request() {
+    let (p, _srv, _dir) = start(
+        "agent-bounce",
+        r#"
+local n = 0
+stage.waitfor("bounce", function(r)
+  n = n + 1
+  print("STATUS", r.status)
+  return URL .. "/echo"
+end)
+stage.waitfor("again", function(r)
+  print("REPLY", pcall(stage.signal, nil, URL .. "/echo"))
+end)
+stage.signal("agent:bounce", URL .. "/echo")
+stage.signal("agent:again", URL .. "/echo")
+stage.addtask(1500, function() print("BOUNCES", n); return -1 end)
+"#,
+        &[],
+    );
+    p.wait_out("STATUS\t200", WAIT);
+    let reply = p.wait_out("REPLY\t", WAIT);
+    assert!(
+        reply.starts_with("REPLY\tfalse\t") && reply.contains("takes no answer"),
+        "{reply}"
+    );
+    assert_eq!(p.wait_out("BOUNCES", WAIT), "BOUNCES\t1");
+}

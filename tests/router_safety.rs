@@ -171,6 +171,7 @@ fn body(msgid: &str, sender: &str, payload: &[u8]) -> Vec<u8> {
         corr: 0,
         answer: false,
         origin: 0,
+        no_reply: false,
     }
     .write(&mut b)
     .unwrap();

@@ -25,11 +25,15 @@ pub struct Envelope<'a> {
     pub answer: bool,
     /// The instance of the node that answers go to, when not the frame's source; 0: the source.
     pub origin: u32,
+    /// The message takes no answer (a service's reply or notice): the receiving callback's
+    /// return values go nowhere, so two parties can never bounce answers forever.
+    pub no_reply: bool,
 }
 
 /// Flag bits of the envelope's last byte.
 const ANSWER: u8 = 1;
 const ORIGIN: u8 = 2;
+const NO_REPLY: u8 = 4;
 
 impl<'a> Envelope<'a> {
     /// Appends the envelope to `buf`; the payload goes right after it.
@@ -45,7 +49,8 @@ impl<'a> Envelope<'a> {
         buf.extend_from_slice(&self.deadline_ms.to_le_bytes());
         buf.extend_from_slice(&self.corr.to_le_bytes());
         let origin = if self.origin != 0 { ORIGIN } else { 0 };
-        buf.push(u8::from(self.answer) | origin);
+        let no_reply = if self.no_reply { NO_REPLY } else { 0 };
+        buf.push(u8::from(self.answer) | origin | no_reply);
         if self.origin != 0 {
             buf.extend_from_slice(&self.origin.to_le_bytes());
         }
@@ -64,7 +69,7 @@ impl<'a> Envelope<'a> {
         let (corr, rest) = split(rest, 8).ok_or(cut.clone())?;
         let (flags, rest) = split(rest, 1).ok_or(cut.clone())?;
         let flags = flags[0];
-        if flags & !(ANSWER | ORIGIN) != 0 {
+        if flags & !(ANSWER | ORIGIN | NO_REPLY) != 0 {
             return Err(FrameError::BadEnvelope("unknown envelope flags"));
         }
         let (origin, payload) = if flags & ORIGIN != 0 {
@@ -85,6 +90,7 @@ impl<'a> Envelope<'a> {
                 corr: u64_le(corr),
                 answer: flags & ANSWER != 0,
                 origin,
+                no_reply: flags & NO_REPLY != 0,
             },
             payload,
         ))
@@ -107,7 +113,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_truncation() {
-        for origin in [0, 9] {
+        for (origin, no_reply) in [(0, false), (9, true)] {
             let e = Envelope {
                 msgid: b"hello=ret",
                 sender: b"alpha",
@@ -115,6 +121,7 @@ mod tests {
                 corr: 77,
                 answer: true,
                 origin,
+                no_reply,
             };
             let mut buf = Vec::new();
             e.write(&mut buf).unwrap();

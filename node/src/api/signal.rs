@@ -37,6 +37,8 @@ pub struct Head {
     pub answer: bool,
     /// Where answers go when not to this node (a service passing a request on).
     pub origin: u32,
+    /// The receiver must not answer (a service's reply or notice).
+    pub no_reply: bool,
 }
 
 /// `stage.signal(target, v...)`. Returns nothing, like the original.
@@ -127,6 +129,7 @@ pub fn body(msgid: &str, sender: &str, head: Head, values: &[Value]) -> mlua::Re
         corr: head.corr,
         answer: head.answer,
         origin: head.origin,
+        no_reply: head.no_reply,
     }
     .write(&mut buf)
     .map_err(mlua::Error::external)?;
@@ -271,6 +274,11 @@ fn reply_to(lua: &Lua, w: Value, values: &[Value]) -> mlua::Result<()> {
             "stage.signal(nil, ...): this callback handles a failure notice; there is nobody to answer",
         ));
     }
+    if w.raw_get::<bool>("final")? {
+        return Err(mlua::Error::runtime(
+            "stage.signal(nil, ...): this message is a service's answer or notice; it takes no answer",
+        ));
+    }
     let key: String = w.raw_get(0)?;
     let instance: Option<u32> = w.raw_get(1)?;
     let stage: Option<String> = w.raw_get(2)?;
@@ -304,6 +312,7 @@ pub fn answer_head(corr: Option<u64>) -> Head {
         corr: corr.unwrap_or(0),
         answer: corr.is_some_and(|c| c != 0),
         origin: 0,
+        no_reply: false,
     }
 }
 

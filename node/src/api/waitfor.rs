@@ -349,8 +349,11 @@ fn try_dispatch(lua: &Lua, d: Delivery) -> mlua::Result<()> {
         d.from_instance
     };
     w.raw_set(1, from_instance)?;
-    if !sender.is_empty() {
+    if !sender.is_empty() && !env.no_reply {
         w.raw_set(2, sender.as_str())?;
+    }
+    if env.no_reply {
+        w.raw_set("final", true)?;
     }
     if env.corr != 0 && !env.answer {
         w.raw_set("corr", env.corr)?;
@@ -360,7 +363,8 @@ fn try_dispatch(lua: &Lua, d: Delivery) -> mlua::Result<()> {
         return Ok(());
     };
     let own = ctx(lua)?.name.clone();
-    if !results.is_empty() && !sender.is_empty() && (key.contains('=') || sender != own) {
+    let answerable = !sender.is_empty() && !env.no_reply;
+    if !results.is_empty() && answerable && (key.contains('=') || sender != own) {
         let corr = (!env.answer).then_some(env.corr);
         let head = signal::answer_head(corr);
         signal::reply(

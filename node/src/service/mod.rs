@@ -18,7 +18,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use outbox::{answer_head, args, Outbox, To};
+pub use outbox::{answer_head, args, notice_head, Outbox, To};
 pub use request::Request;
 
 use crate::inbound::{Inbound, InboxRx};

@@ -82,6 +82,7 @@ impl Outbox {
             corr: head.corr,
             answer: head.answer,
             origin: head.origin,
+            no_reply: head.no_reply,
         }
         .write(&mut buf)
         .map_err(|e| e.to_string())?;
@@ -99,6 +100,7 @@ impl Outbox {
     }
 
     /// Answers `req` at callback `cb` of its sender; settles the sender's request if it waits.
+    /// The answer takes no answer back.
     pub fn answer(&self, req: &Request, cb: &str, payload: &Document) {
         self.send(req.reply_to(), cb, answer_head(req.corr), payload);
     }
@@ -111,17 +113,27 @@ impl Outbox {
         }
     }
 
-    /// Sends a notice (not an answer) to callback `cb` of `req`'s sender.
+    /// Sends a notice (not an answer, and taking none) to callback `cb` of `req`'s sender.
     pub fn notify(&self, req: &Request, cb: &str, payload: &Document) {
-        self.send(req.reply_to(), cb, Head::default(), payload);
+        self.send(req.reply_to(), cb, notice_head(), payload);
     }
 }
 
-/// The head of an answer to request `corr` (0: the message was no request).
+/// The head of a final answer to request `corr` (0: the message was no request): the
+/// receiver cannot answer it back.
 pub fn answer_head(corr: u64) -> Head {
     Head {
         corr,
         answer: corr != 0,
+        ..notice_head()
+    }
+}
+
+/// The head of a notice: a message that takes no answer (its callback's return values go
+/// nowhere, so a callback returning something never starts a new request).
+pub fn notice_head() -> Head {
+    Head {
+        no_reply: true,
         ..Head::default()
     }
 }

@@ -28,6 +28,7 @@ impl Request {
     pub fn parse(d: &Delivery) -> Result<Request, String> {
         let (env, payload) = Envelope::parse(&d.body).map_err(|e| e.to_string())?;
         let doc = bson::RawDocument::from_bytes(payload).map_err(|e| format!("payload: {e}"))?;
+        check_depth(doc)?;
         let mut args = Vec::new();
         for element in doc {
             let (_, v) = element.map_err(|e| format!("payload: {e}"))?;
@@ -59,5 +60,66 @@ impl Request {
     /// The first value, or null when none was sent.
     pub fn value(&self) -> &Bson {
         self.args.first().unwrap_or(&Bson::Null)
+    }
+}
+
+/// Refuses a payload nested deeper than Lua stages can send ([`crate::value::MAX_DEPTH`]):
+/// converting it recurses, and a stack overflow cannot be caught. Walks without recursion.
+fn check_depth(doc: &bson::RawDocument) -> Result<(), String> {
+    use bson::raw::RawBsonRef;
+    let mut stack = vec![doc.into_iter()];
+    while let Some(top) = stack.last_mut() {
+        let Some(element) = top.next() else {
+            stack.pop();
+            continue;
+        };
+        let (_, v) = element.map_err(|e| format!("payload: {e}"))?;
+        let inner = match v {
+            RawBsonRef::Document(d) => d,
+            // An array is a document with keys "0", "1", ...
+            RawBsonRef::Array(a) => {
+                bson::RawDocument::from_bytes(a.as_bytes()).map_err(|e| format!("payload: {e}"))?
+            }
+            _ => continue,
+        };
+        if stack.len() > crate::value::MAX_DEPTH {
+            return Err(format!(
+                "payload nested deeper than {} tables",
+                crate::value::MAX_DEPTH
+            ));
+        }
+        stack.push(inner.into_iter());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `depth` documents, each the element "a" of the previous one, around `{x: 1}`; built
+    /// as bytes (building it as a `Document` would itself recurse).
+    fn nested(depth: usize) -> Vec<u8> {
+        let inner = bson::to_vec(&bson::doc! { "x": 1 }).unwrap();
+        let mut out = Vec::new();
+        for level in 0..depth {
+            // Each level: length, type 0x03, key "a", ... , terminating 0.
+            let len = (depth - level) * 8 + inner.len();
+            out.extend_from_slice(&(len as i32).to_le_bytes());
+            out.extend_from_slice(&[0x03, b'a', 0]);
+        }
+        out.extend_from_slice(&inner);
+        out.resize(out.len() + depth, 0);
+        out
+    }
+
+    #[test]
+    fn deep_payloads_are_refused_without_recursing() {
+        let ok = nested(crate::value::MAX_DEPTH / 2);
+        assert!(check_depth(bson::RawDocument::from_bytes(&ok).unwrap()).is_ok());
+        // Deep enough to overflow a recursive converter's stack.
+        let deep = nested(100_000);
+        let err = check_depth(bson::RawDocument::from_bytes(&deep).unwrap()).unwrap_err();
+        assert!(err.contains("nested deeper"), "{err}");
     }
 }

@@ -249,6 +249,7 @@ fn deliver(out: &Outbox, p: &Published, route: &RouteId, subs: &[String]) -> boo
         },
         answer: false,
         origin: p.req.instance,
+        no_reply: false,
     };
     let mut sent = false;
     for cb in subs {

@@ -8,7 +8,7 @@ use bson::{Bson, Document};
 use super::book::{Event, Grant, Owner};
 use super::key::handle_name;
 use crate::api::signal::Head;
-use crate::service::{answer_head, args, Outbox, Request, To};
+use crate::service::{answer_head, args, notice_head, Outbox, Request, To};
 
 impl Owner {
     pub fn of(req: &Request) -> Owner {
@@ -57,7 +57,7 @@ pub fn events(out: &Outbox, events: Vec<Event>) {
     let key = format!("{}:@", out.name());
     for (owner, list) in cancels {
         let notice = args([Bson::String("cancel".into()), Bson::Document(list)]);
-        out.send(owner.to(), &key, Head::default(), &notice);
+        out.send(owner.to(), &key, notice_head(), &notice);
     }
     for g in grants {
         grant(out, g);
@@ -82,7 +82,12 @@ fn grant(out: &Outbox, g: Grant) {
     out.send(
         g.owner.to(),
         &format!("{}={name}", g.cb),
-        answer_head(g.corr),
+        // Unlike the service's other messages, a grant is answered: that is how its holder
+        // extends or releases the ticket.
+        Head {
+            no_reply: false,
+            ..answer_head(g.corr)
+        },
         &payload,
     );
 }
@@ -124,6 +129,6 @@ pub fn broadcast<'a>(
     let key = format!("{}:{cat}", out.name());
     let payload = args(req.args.iter().cloned());
     for owner in audience {
-        out.send(owner.to(), &key, Head::default(), &payload);
+        out.send(owner.to(), &key, notice_head(), &payload);
     }
 }
