@@ -379,6 +379,10 @@ fn try_dispatch(lua: &Lua, d: Delivery) -> mlua::Result<()> {
     Ok(())
 }
 
+/// The globals a message may set for its callback (`"._NAME"` payload elements): only these,
+/// so that no sender can shadow `_G`, `_WAITFOR` or a library.
+const MESSAGE_GLOBALS: &[&str] = &["_TICKET"];
+
 /// Calls the handler for `id` in a fresh sandbox with `_WAITFOR` set to `w` and the message's
 /// `globals` (a synchronous `":id"` signal nests dispatches; the caller's globals come back
 /// afterwards). `None` if no handler matched.
@@ -398,7 +402,7 @@ pub fn call(
     let all: MultiValue = h.bound.values(lua)?.into_iter().chain(args).collect();
     let mut preset: Vec<(&str, Value)> = globals
         .iter()
-        .filter(|(name, _)| name != "_WAITFOR")
+        .filter(|(name, _)| MESSAGE_GLOBALS.contains(&name.as_str()))
         .map(|(name, v)| (name.as_str(), v.clone()))
         .collect();
     preset.push(("_WAITFOR", Value::Table(w)));

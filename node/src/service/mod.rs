@@ -101,12 +101,16 @@ pub fn spawn(
 /// Longest sleep of an idle service.
 const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
+/// When a tick that panicked runs again.
+const TICK_RETRY: Duration = Duration::from_millis(100);
+
 fn run(out: Outbox, mut service: Box<dyn Service>, inbox: InboxRx) {
     let mut due = Some(Instant::now());
     loop {
         let now = Instant::now();
         if due.is_some_and(|t| t <= now) {
-            due = guarded(out.name(), || service.tick(&out, now)).flatten();
+            // A tick that panicked is retried shortly, so timers do not stop for good.
+            due = guarded(out.name(), || service.tick(&out, now)).unwrap_or(Some(now + TICK_RETRY));
         }
         let wait = due.map_or(IDLE_WAKE, |t| t.saturating_duration_since(now));
         match inbox.recv_timeout(wait) {

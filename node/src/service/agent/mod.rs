@@ -133,8 +133,7 @@ impl Service for Agent {
 
 /// The callback of a message id: after `=` if any, else the id (`!fail` aside).
 fn callback(key: &str) -> Option<&str> {
-    let key = key.split_once('!').map_or(key, |(k, _)| k);
-    let cb = key.split_once('=').map_or(key, |(_, r)| r);
+    let cb = crate::target::reply_id(key);
     (!cb.is_empty()).then_some(cb)
 }
 
@@ -145,7 +144,7 @@ struct Reply {
 }
 
 impl Reply {
-    /// The time a request has: its own `timeout`, else `default` but no longer than its
+    /// The time a request has: its own `timeout`, else `default`, but no longer than its
     /// message's deadline leaves (the answer is void after it). `None`: the deadline passed.
     fn timeout(&self, own: Option<Duration>, default: Duration) -> Option<Duration> {
         let left = match self.req.deadline_ms {
@@ -155,7 +154,9 @@ impl Reply {
                 ms => Some(Duration::from_millis(ms)),
             },
         };
-        Some(own.unwrap_or_else(|| left.map_or(default, |l| l.min(default))))
+        // Past the deadline the answer is void: no exchange may hold a thread longer.
+        let wanted = own.unwrap_or(default);
+        Some(left.map_or(wanted, |l| l.min(wanted)))
     }
 
     /// Answers with `outcome`; an answer too large to send (`--max-frame`) becomes an error

@@ -6,7 +6,7 @@
 /// `location` (a `Location` header) resolved against `base`.
 pub fn resolve(base: &str, location: &str) -> String {
     let location = location.trim();
-    if location.contains("://") {
+    if has_scheme(location) {
         return location.to_owned();
     }
     let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
@@ -26,12 +26,24 @@ pub fn resolve(base: &str, location: &str) -> String {
     format!("{scheme}://{authority}{dir}{location}")
 }
 
-/// The host (and port) part of `url`, lowercase: where cookies belong.
+/// Whether `location` starts with a URL scheme (`https:`), i.e. is absolute; a relative one
+/// may still contain `://` in its query (`/login?next=http://x/`).
+fn has_scheme(location: &str) -> bool {
+    let Some((scheme, _)) = location.split_once(':') else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'))
+}
+
+/// The scheme, host and port of `url`, lowercase: where cookies and credentials belong (an
+/// https → http redirect to the same host is another origin: nothing goes in clear text).
 pub fn host(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    host.to_ascii_lowercase()
+    format!("{scheme}://{host}").to_ascii_lowercase()
 }
 
 /// Cookies received during one request's redirects, by host (their Domain and Path attributes
@@ -83,7 +95,15 @@ mod tests {
 
     #[test]
     fn hosts_and_cookies() {
-        assert_eq!(host("http://u:p@Example.COM:80/x?y"), "example.com:80");
+        assert_eq!(
+            host("http://u:p@Example.COM:80/x?y"),
+            "http://example.com:80"
+        );
+        assert_ne!(host("https://h/a"), host("http://h/a"));
+        assert_eq!(
+            resolve("http://h/a", "/login?next=http://x/y"),
+            "http://h/login?next=http://x/y"
+        );
         let mut jar = Jar::default();
         jar.set("a", "s=1; Path=/; HttpOnly");
         jar.set("a", "t=2");

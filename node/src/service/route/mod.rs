@@ -32,7 +32,7 @@
 mod publish;
 mod table;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bson::Bson;
@@ -54,6 +54,8 @@ pub struct Route {
     keep_alive: Duration,
     table: Table,
     offers: HashMap<u64, Offer>,
+    /// When each offer's window ends, oldest first (accepted ones are skipped).
+    ends: VecDeque<(Instant, u64)>,
     next_offer: u64,
 }
 
@@ -62,7 +64,6 @@ struct Offer {
     publish: Published,
     /// The routes offered to, by their number in the token.
     candidates: Vec<RouteId>,
-    until: Instant,
 }
 
 /// A publish request, kept until it is delivered or fails.
@@ -79,6 +80,7 @@ impl Route {
             keep_alive,
             table: Table::default(),
             offers: HashMap::new(),
+            ends: VecDeque::new(),
             next_offer: 0,
         }
     }
@@ -87,14 +89,24 @@ impl Route {
 impl Service for Route {
     fn handle(&mut self, out: &Outbox, req: Request) {
         let now = Instant::now();
-        if req.key == "@" {
+        // `route:@`, `route:@=cb`, `route:@!fail`: subscription control; names starting with
+        // `@` are reserved for it (and for the acceptance of offers).
+        let control = crate::target::split_fail(&req.key).0;
+        if control == ACCEPT {
+            self.accept(out, &req);
+        } else if control == "@" {
             self.table.control(&req, now + self.keep_alive, now);
-        } else if let Some(cb) = req.key.strip_prefix("@=") {
+            out.acknowledge(&req);
+        } else if let Some(cb) = control.strip_prefix("@=") {
             // `route:@=cb`: the subscriber wants to know the change is in place.
             self.table.control(&req, now + self.keep_alive, now);
             out.answer(&req, cb, &super::args([Bson::Boolean(true)]));
-        } else if req.key == ACCEPT {
-            self.accept(out, &req);
+        } else if control.starts_with('@') {
+            log::warn!(
+                "stage {}: '{}': unknown control message",
+                out.name(),
+                req.key
+            );
         } else {
             match Spec::parse(&req.key) {
                 Ok(spec) => self.publish(out, req, spec, now),
@@ -105,18 +117,17 @@ impl Service for Route {
 
     fn tick(&mut self, out: &Outbox, now: Instant) -> Option<Instant> {
         self.table.expire(now);
-        let late: Vec<u64> = self
-            .offers
-            .iter()
-            .filter(|(_, o)| o.until <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in late {
+        // Every offer gets the same window, so they end in the order they were made.
+        while let Some(&(until, id)) = self.ends.front() {
+            if until > now {
+                break;
+            }
+            self.ends.pop_front();
             if let Some(o) = self.offers.remove(&id) {
                 fail(out, &o.publish, "no subscriber accepted within 300 ms");
             }
         }
-        let next_offer = self.offers.values().map(|o| o.until).min();
+        let next_offer = self.ends.front().map(|(until, _)| *until);
         [self.table.next_change(), next_offer]
             .into_iter()
             .flatten()
@@ -173,9 +184,9 @@ impl Route {
             Offer {
                 publish,
                 candidates: found.into_iter().map(|(r, _)| r).collect(),
-                until: now + OFFER_WINDOW,
             },
         );
+        self.ends.push_back((now + OFFER_WINDOW, id));
     }
 
     /// A subscriber answered an offer: `token` or `token?cb1,cb2` (accept only those

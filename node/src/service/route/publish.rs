@@ -27,6 +27,9 @@ impl Spec {
         if names.is_empty() {
             return Err("no subscription name to publish to".into());
         }
+        if names.iter().any(|n| n.starts_with('@')) {
+            return Err("names starting with '@' are reserved for route:@".into());
+        }
         let mut spec = Spec {
             broadcast,
             names,

@@ -79,6 +79,10 @@ impl Table {
             Some(Bson::Document(d)) => {
                 for (k, v) in d {
                     let name = values::key_int(k).map_or_else(|| k.clone(), |i| i.to_string());
+                    if name.is_empty() || name.starts_with('@') {
+                        log::warn!("route:@ from {id}: '{name}' cannot be subscribed (reserved)");
+                        continue;
+                    }
                     apply(entry, &mut self.by_name, &id, name, v, now);
                 }
             }

@@ -114,7 +114,11 @@ pub fn refuse(out: &Outbox, req: &Request, fail: Option<&str>, cb: Option<&str>,
             let payload = args(std::iter::once(err).chain(req.args.iter().cloned()));
             out.answer(req, fail, &payload);
         }
-        (None, Some(cb)) if req.corr != 0 => out.answer(req, cb, &args([Bson::Null, err])),
+        // A waiting sender hears of the failure at its reply callback, named or not.
+        (None, cb) if req.corr != 0 => {
+            let cb = cb.unwrap_or_else(|| crate::target::reply_id(&req.key));
+            out.answer(req, cb, &args([Bson::Null, err]))
+        }
         _ => out.acknowledge(req),
     }
 }
