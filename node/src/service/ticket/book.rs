@@ -16,6 +16,9 @@ pub const HOLD: Duration = Duration::from_secs(1);
 /// The longest hold one extension gives.
 pub const MAX_HOLD: Duration = Duration::from_secs(24 * 3600);
 
+/// The most categories one service keeps (scripts create them with `ticket:@cat`).
+pub const MAX_CATEGORIES: usize = 10_000;
+
 /// Who asked for a ticket: a stage on a node. Answers and notices go there.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Owner {
@@ -119,6 +122,8 @@ impl Book {
     }
 
     /// Creates category `cat` or gives it a new limit and close time. Limit 0 closes it.
+    /// Creates, resizes or closes category `cat` (a script's `ticket:@cat`; at most
+    /// [`MAX_CATEGORIES`] exist, so scripts cannot grow the service without bound).
     pub fn define(
         &mut self,
         cat: &str,
@@ -129,6 +134,11 @@ impl Book {
         match self.categories.get_mut(cat) {
             Some(c) => c.resize(limit, close_at),
             None if limit == 0 => return Err(format!("no category '{cat}' to close")),
+            None if self.categories.len() >= MAX_CATEGORIES => {
+                return Err(format!(
+                    "no room for category '{cat}': {MAX_CATEGORIES} categories exist"
+                ))
+            }
             None => {
                 self.categories
                     .insert(cat.to_owned(), Category::new(limit, close_at));
