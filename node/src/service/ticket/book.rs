@@ -131,10 +131,11 @@ impl Book {
         close_at: Option<Instant>,
         now: Instant,
     ) -> Result<(), String> {
+        let full = self.categories.len() >= MAX_CATEGORIES;
         match self.categories.get_mut(cat) {
             Some(c) => c.resize(limit, close_at),
             None if limit == 0 => return Err(format!("no category '{cat}' to close")),
-            None if self.categories.len() >= MAX_CATEGORIES => {
+            None if full => {
                 return Err(format!(
                     "no room for category '{cat}': {MAX_CATEGORIES} categories exist"
                 ))
