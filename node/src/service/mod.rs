@@ -6,6 +6,7 @@
 //! [`Request`] is a parsed message, [`Outbox`] sends answers and notices, and the [`Service`]
 //! trait is what a service implements (its messages, its timers, its shutdown).
 
+pub mod index;
 mod outbox;
 mod request;
 pub mod route;
@@ -27,6 +28,8 @@ use crate::node::Node;
 pub enum Builtin {
     /// Subscription routing with offer/accept (stage-spec §9.1).
     Route,
+    /// Ranked scoreboards persisted under `--index-dir` (stage-spec §9.3).
+    Index,
 }
 
 impl Builtin {
@@ -34,6 +37,7 @@ impl Builtin {
     pub fn from_name(name: &str) -> Option<Builtin> {
         match name {
             "route" => Some(Builtin::Route),
+            "index" => Some(Builtin::Index),
             _ => None,
         }
     }
@@ -62,9 +66,10 @@ pub trait Service: Send {
 
 /// Creates the service `kind` for the stage called `name`.
 fn build(kind: Builtin, name: &str, config: &Config) -> Result<Box<dyn Service>, String> {
-    let _ = (name, config);
+    let _ = name;
     Ok(match kind {
         Builtin::Route => Box::new(route::Route::default()),
+        Builtin::Index => Box::new(index::IndexService::new(&config.index_dir)?),
     })
 }
 
