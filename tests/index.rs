@@ -148,6 +148,7 @@ steps = {
   function() stage.signal("rank:d", { ["get:t1.x"] = "K1" }, { ["total:t1.x/"] = 0 }) end,
   function() stage.signal("rank:get?nothing.here=d", "x") end,
   function() stage.signal("rank:total?t1.x/4=d") end,
+  function() stage.signal("rank:get?t1.x/4=d", "K5", "K1") end,
 }
 next_step()
 "##
@@ -220,6 +221,8 @@ next_step()
         r#"R15	{get:t1.x={K1={I={[1]={d=1,i=10}},v={[1]=1,[2]=2,[3]=3}}}}	{total:t1.x/=4}"#,
         "R16\t{x={}}\tnil",
         "R17\t2\tnil",
+        // 18: several values are several IDs.
+        "R18\t{K1={I={},v={[1]=1,[2]=2,[3]=3}},K5={I={[1]={d=1,i=2},[2]={d=2,i=1}}}}\tnil",
     ]
     .into_iter()
     .map(String::from)
