@@ -7,6 +7,7 @@
 //! trait is what a service implements (its messages, its timers, its shutdown).
 
 pub mod agent;
+pub mod index;
 mod outbox;
 mod request;
 pub mod route;
@@ -33,6 +34,8 @@ pub enum Builtin {
     Ticket,
     /// HTTP(S) client (stage-spec §9.4).
     Agent,
+    /// Ranked scoreboards persisted under `--index-dir` (stage-spec §9.3).
+    Index,
 }
 
 impl Builtin {
@@ -42,6 +45,7 @@ impl Builtin {
             "route" => Some(Builtin::Route),
             "ticket" => Some(Builtin::Ticket),
             "agent" | "curl" => Some(Builtin::Agent),
+            "index" => Some(Builtin::Index),
             _ => None,
         }
     }
@@ -83,6 +87,7 @@ pub fn build(kind: Builtin, name: &str, config: &Config) -> Result<Box<dyn Servi
         Builtin::Route => Box::new(route::Route::new(config.route_keepalive)),
         Builtin::Ticket => Box::new(ticket::Tickets::new(&config.tickets, config.ticket_queue)?),
         Builtin::Agent => Box::new(agent::Agent::new(name, &config.agent)?),
+        Builtin::Index => Box::new(index::IndexService::new(&config.index_dir)?),
     })
 }
 
