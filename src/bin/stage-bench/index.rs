@@ -5,9 +5,14 @@
 //! * `rank`: rank queries (`rank:get?bench=ack` with the member) vs `ZREVRANK bench member`.
 //!
 //! Each is measured with a Lua driver stage on another node, through the router
-//! (`stage_router`), with the driver on the index's own node (`stage_local`, no router), and
-//! against Redis with the same pipelining (`--window` requests in flight, then their answers).
-//! Every answer is checked; a wrong or missing one fails the workload.
+//! (`stage_router`), with the driver on the index's own node (`stage_local`, no router),
+//! calling the index store in this process (`store`: the data structure and its log, no
+//! messages), and against Redis with the same pipelining (`--window` requests in flight, then
+//! their answers). Every answer is checked; a wrong or missing one fails the workload.
+//!
+//! Durability differs: the index writes every update to its log (to the OS) before answering,
+//! and syncs the file every second; Redis with its default settings keeps only periodic RDB
+//! snapshots (no append-only file).
 
 use std::time::{Duration, Instant};
 
@@ -133,6 +138,31 @@ fn stage_once(args: &Args, dir: &Scratch, router: bool) -> Result<(f64, f64), St
     Ok((rates[0], rates[1]))
 }
 
+/// Ops/s of the same updates and rank queries made on the index store directly, each update
+/// written to the log as the service does before answering.
+fn store_once(args: &Args, dir: &Scratch) -> Result<(f64, f64), String> {
+    use stage_node::service::index::{Indexes, Score};
+    let path = dir.0.join("idx-store");
+    let _ = std::fs::remove_dir_all(&path);
+    let mut all = Indexes::new(&path)?;
+    let board = all.get("bench", Instant::now())?;
+    let member = |i: usize| format!("u{}", i % args.members);
+    let t0 = Instant::now();
+    for i in 1..=args.ops {
+        board.set(&member(i), 0, Score::Int(score(i)));
+        board.flush().map_err(|e| format!("index log: {e}"))?;
+    }
+    let set = args.ops as f64 / t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    for i in 1..=args.ops {
+        board
+            .rank(&member(i), 0)
+            .ok_or_else(|| format!("no rank for {}", member(i)))?;
+    }
+    let rank = args.ops as f64 / t0.elapsed().as_secs_f64();
+    Ok((set, rank))
+}
+
 /// Ops/s of ZADD and ZREVRANK with the same members, scores and pipelining.
 fn redis_once(args: &Args, redis: &redis::Redis) -> Result<(f64, f64), String> {
     let mut conn = redis::Conn::open(redis.port)?;
@@ -175,7 +205,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     dir.write("driver.lua", &driver(args.ops, args.members, args.window))?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let redis = redis::start(&args.redis_server, &dir.0, deadline)?;
-    let peers = ["stage_router", "stage_local", "redis"];
+    let peers = ["stage_router", "stage_local", "store", "redis"];
     let mut set: Vec<Vec<f64>> = vec![Vec::new(); peers.len()];
     let mut rank = set.clone();
     // Interleaved runs, so that a noisy moment hits every peer alike.
@@ -184,6 +214,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             let (s, r) = match *peer {
                 "stage_router" => stage_once(args, &dir, true),
                 "stage_local" => stage_once(args, &dir, false),
+                "store" => store_once(args, &dir),
                 _ => redis_once(args, &redis),
             }
             .map_err(|e| format!("{peer} run {run}: {e}"))?;
@@ -201,9 +232,10 @@ pub fn run(args: &Args) -> Result<(), String> {
             );
         }
         println!(
-            "RATIO workload={workload} stage_router/redis={:.2} stage_local/redis={:.2}",
-            medians[0] / medians[2],
-            medians[1] / medians[2]
+            "RATIO workload={workload} stage_router/redis={:.2} stage_local/redis={:.2} store/redis={:.2}",
+            medians[0] / medians[3],
+            medians[1] / medians[3],
+            medians[2] / medians[3]
         );
     }
     Ok(())
