@@ -3,18 +3,24 @@
 
 use std::process::Command;
 
-#[test]
-fn failover_workload_reports_a_result_line() {
+/// Runs `stage-bench args`; returns its stdout once it exited successfully.
+fn bench(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_stage-bench"))
-        .args(["failover", "--runs", "1", "--timeout", "30"])
+        .args(args)
         .output()
         .expect("run stage-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+#[test]
+fn failover_workload_reports_a_result_line() {
+    let stdout = bench(&["failover", "--runs", "1", "--timeout", "30"]);
     let line = stdout
         .lines()
         .find(|l| l.starts_with("RESULT "))
@@ -40,26 +46,17 @@ fn failover_workload_reports_a_result_line() {
 /// store, beside redis-server's ZADD / ZREVRANK in the same run, checking every answer.
 #[test]
 fn index_workload_reports_every_peer_beside_redis() {
-    let out = Command::new(env!("CARGO_BIN_EXE_stage-bench"))
-        .args([
-            "index",
-            "--members",
-            "500",
-            "--ops",
-            "2000",
-            "--runs",
-            "1",
-            "--timeout",
-            "60",
-        ])
-        .output()
-        .expect("run stage-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = bench(&[
+        "index",
+        "--members",
+        "500",
+        "--ops",
+        "2000",
+        "--runs",
+        "1",
+        "--timeout",
+        "60",
+    ]);
     for workload in ["index_set", "index_rank"] {
         for peer in ["stage_router", "stage_local", "store", "redis"] {
             let line = stdout

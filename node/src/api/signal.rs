@@ -119,20 +119,28 @@ fn table_target(t: &Table) -> mlua::Result<(String, Options)> {
     ))
 }
 
+impl Head {
+    /// Starts a message body in a new frame buffer (after room for the frame prefix): the
+    /// envelope of `msgid` from `sender` with this head; the payload goes after it.
+    pub fn begin(&self, msgid: &str, sender: &str) -> Result<Vec<u8>, stage_proto::FrameError> {
+        let mut buf = frame::begin(64 + msgid.len());
+        Envelope {
+            msgid: msgid.as_bytes(),
+            sender: sender.as_bytes(),
+            deadline_ms: self.deadline_ms,
+            corr: self.corr,
+            answer: self.answer,
+            origin: self.origin,
+            no_reply: self.no_reply,
+        }
+        .write(&mut buf)?;
+        Ok(buf)
+    }
+}
+
 /// Builds a message body (after room for the frame prefix): envelope, then the values.
 pub fn body(msgid: &str, sender: &str, head: Head, values: &[Value]) -> mlua::Result<Vec<u8>> {
-    let mut buf = frame::begin(64);
-    Envelope {
-        msgid: msgid.as_bytes(),
-        sender: sender.as_bytes(),
-        deadline_ms: head.deadline_ms,
-        corr: head.corr,
-        answer: head.answer,
-        origin: head.origin,
-        no_reply: head.no_reply,
-    }
-    .write(&mut buf)
-    .map_err(mlua::Error::external)?;
+    let mut buf = head.begin(msgid, sender).map_err(mlua::Error::external)?;
     value::encode_args(&mut buf, values.iter()).map_err(mlua::Error::external)?;
     Ok(buf)
 }

@@ -71,8 +71,12 @@ pub trait Service: Send {
     /// Handles one message (never one past its deadline).
     fn handle(&mut self, out: &Outbox, req: Request);
 
-    /// Runs the service's timers due at `now`; returns when it next wants to run.
-    fn tick(&mut self, _out: &Outbox, _now: Instant) -> Option<Instant> {
+    /// Runs the service's timers due at `now`.
+    fn tick(&mut self, _out: &Outbox, _now: Instant) {}
+
+    /// When `tick` is next due (asked after every tick and every message, so it must be
+    /// cheap: a timer a message started counts from then on).
+    fn next_due(&self) -> Option<Instant> {
         None
     }
 
@@ -110,12 +114,16 @@ const IDLE_WAKE: Duration = Duration::from_secs(3600);
 const TICK_RETRY: Duration = Duration::from_millis(100);
 
 fn run(out: Outbox, mut service: Box<dyn Service>, inbox: InboxRx) {
-    let mut due = Some(Instant::now());
+    let mut due = service.next_due();
     loop {
         let now = Instant::now();
         if due.is_some_and(|t| t <= now) {
             // A tick that panicked is retried shortly, so timers do not stop for good.
-            due = guarded(out.name(), || service.tick(&out, now)).unwrap_or(Some(now + TICK_RETRY));
+            due = guarded(out.name(), || {
+                service.tick(&out, now);
+                service.next_due()
+            })
+            .unwrap_or(Some(now + TICK_RETRY));
         }
         let wait = due.map_or(IDLE_WAKE, |t| t.saturating_duration_since(now));
         match inbox.recv_timeout(wait) {
@@ -137,7 +145,7 @@ fn run(out: Outbox, mut service: Box<dyn Service>, inbox: InboxRx) {
                 }
                 guarded(out.name(), || service.handle(&out, req));
                 // A message may have started a timer earlier than the one we sleep for.
-                due = Some(Instant::now());
+                due = service.next_due();
             }
             Ok(Inbound::Stop(_)) | Err(RecvTimeoutError::Disconnected) => {
                 guarded(out.name(), || service.stop(&out));

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bson::{Bson, Document};
-use stage_proto::{frame, Envelope, Flags, Mode};
+use stage_proto::{Flags, Mode};
 
 use super::Request;
 use crate::api::signal::Head;
@@ -74,18 +74,9 @@ impl Outbox {
         sender: Option<&str>,
         payload: &Document,
     ) -> Result<(), String> {
-        let mut buf = frame::begin(64 + key.len());
-        Envelope {
-            msgid: key.as_bytes(),
-            sender: sender.unwrap_or(&self.name).as_bytes(),
-            deadline_ms: head.deadline_ms,
-            corr: head.corr,
-            answer: head.answer,
-            origin: head.origin,
-            no_reply: head.no_reply,
-        }
-        .write(&mut buf)
-        .map_err(|e| e.to_string())?;
+        let mut buf = head
+            .begin(key, sender.unwrap_or(&self.name))
+            .map_err(|e| e.to_string())?;
         payload.to_writer(&mut buf).map_err(|e| e.to_string())?;
         let out = Outgoing {
             stage: to.stage,
@@ -108,8 +99,13 @@ impl Outbox {
     /// Settles `req`'s pending request without delivering anything: it was handled, so the
     /// sender's fail path must not run. Nothing is sent when the sender waits for nothing.
     pub fn acknowledge(&self, req: &Request) {
-        if req.corr != 0 {
-            self.send(req.reply_to(), "", answer_head(req.corr), &Document::new());
+        self.settle(req.reply_to(), req.corr);
+    }
+
+    /// Settles request `corr` of `to` (see [`Outbox::acknowledge`]); nothing for 0.
+    pub fn settle(&self, to: To<'_>, corr: u64) {
+        if corr != 0 {
+            self.send(to, "", answer_head(corr), &Document::new());
         }
     }
 

@@ -68,7 +68,7 @@ const TICK: Duration = Duration::from_secs(1);
 /// The `index` service of one stage.
 pub struct IndexService {
     indexes: Indexes,
-    /// When the periodic work is next due (the framework also calls `tick` after messages).
+    /// When the periodic work (sync, idle close) is next due; none while no index is open.
     next_tick: Option<Instant>,
 }
 
@@ -205,6 +205,8 @@ fn form(key: &str) -> Form<'_> {
 impl Service for IndexService {
     fn handle(&mut self, out: &Outbox, req: Request) {
         let now = Instant::now();
+        // A message may open an index: from then on its log is synced every TICK.
+        self.next_tick.get_or_insert(now + TICK);
         match form(&req.key) {
             Form::Direct { spec, cb } => {
                 let mut r = self.run(spec, &req.args, now);
@@ -249,11 +251,11 @@ impl Service for IndexService {
         }
     }
 
-    fn tick(&mut self, _out: &Outbox, now: Instant) -> Option<Instant> {
-        if self.next_tick.is_some_and(|t| now < t) {
-            return self.next_tick;
-        }
+    fn tick(&mut self, _out: &Outbox, now: Instant) {
         self.next_tick = self.indexes.tick(now).then_some(now + TICK);
+    }
+
+    fn next_due(&self) -> Option<Instant> {
         self.next_tick
     }
 

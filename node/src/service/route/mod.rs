@@ -74,6 +74,16 @@ struct Published {
     full_key: String,
 }
 
+impl Published {
+    /// What subscribers (and a `!fail` callback) receive: `(request_key, values...)`.
+    fn with_key(&self) -> bson::Document {
+        super::args(
+            std::iter::once(Bson::String(self.full_key.clone()))
+                .chain(self.req.args.iter().cloned()),
+        )
+    }
+}
+
 impl Route {
     pub fn new(keep_alive: Duration) -> Route {
         Route {
@@ -115,7 +125,7 @@ impl Service for Route {
         }
     }
 
-    fn tick(&mut self, out: &Outbox, now: Instant) -> Option<Instant> {
+    fn tick(&mut self, out: &Outbox, now: Instant) {
         self.table.expire(now);
         // Every offer gets the same window, so they end in the order they were made.
         while let Some(&(until, id)) = self.ends.front() {
@@ -127,6 +137,9 @@ impl Service for Route {
                 fail(out, &o.publish, "no subscriber accepted within 300 ms");
             }
         }
+    }
+
+    fn next_due(&self) -> Option<Instant> {
         let next_offer = self.ends.front().map(|(until, _)| *until);
         [self.table.next_change(), next_offer]
             .into_iter()
@@ -247,9 +260,7 @@ fn deliver(out: &Outbox, p: &Published, route: &RouteId, subs: &[String]) -> boo
         stage: &route.stage,
         instance: route.instance,
     };
-    let payload = super::args(
-        std::iter::once(Bson::String(p.full_key.clone())).chain(p.req.args.iter().cloned()),
-    );
+    let payload = p.with_key();
     // The subscriber answers the publisher's request itself when it waits for a return.
     let head = crate::api::signal::Head {
         deadline_ms: p.req.deadline_ms,
@@ -281,10 +292,7 @@ fn deliver(out: &Outbox, p: &Published, route: &RouteId, subs: &[String]) -> boo
 fn fail(out: &Outbox, p: &Published, why: &str) {
     log::debug!("stage {}: '{}': {why}", out.name(), p.req.key);
     if let Some(cb) = &p.spec.fail {
-        let payload = super::args(
-            std::iter::once(Bson::String(p.full_key.clone())).chain(p.req.args.iter().cloned()),
-        );
-        out.answer(&p.req, cb, &payload);
+        out.answer(&p.req, cb, &p.with_key());
     } else if let Some(cb) = &p.spec.ret {
         let why = format!("route: '{}': {why}", p.spec.request_id());
         out.answer(&p.req, cb, &super::args([Bson::Null, Bson::String(why)]));

@@ -273,7 +273,7 @@ impl Book {
 
     /// Runs what is due at `now`: expired holds are revoked, waiting requests past their
     /// deadline dropped, categories past their close time closed. Returns when next to run.
-    pub fn tick(&mut self, now: Instant) -> Option<Instant> {
+    pub fn tick(&mut self, now: Instant) {
         while let Some(timer) = self.timers.pop_due(now) {
             match timer {
                 Timer::Ticket(h) => self.expire(h, now),
@@ -293,6 +293,10 @@ impl Book {
         if self.timers.len() > 2 * (self.tickets.len() + self.categories.len()) + 64 {
             self.rebuild_timers();
         }
+    }
+
+    /// When [`Book::tick`] is next due.
+    pub fn next_due(&self) -> Option<Instant> {
         self.timers.next()
     }
 

@@ -150,9 +150,12 @@ impl Service for Tickets {
         send::events(out, self.book.take_events());
     }
 
-    fn tick(&mut self, out: &Outbox, now: Instant) -> Option<Instant> {
-        let next = self.book.tick(now);
+    fn tick(&mut self, out: &Outbox, now: Instant) {
+        self.book.tick(now);
         send::events(out, self.book.take_events());
-        next
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.book.next_due()
     }
 }

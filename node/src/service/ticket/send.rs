@@ -48,9 +48,7 @@ pub fn events(out: &Outbox, events: Vec<Event>) {
                     .insert(handle_name(handle), cb);
             }
             Event::Grant(g) => grants.push(g),
-            Event::Settle { owner, corr } => {
-                out.send(owner.to(), "", answer_head(corr), &Document::new())
-            }
+            Event::Settle { owner, corr } => out.settle(owner.to(), corr),
         }
     }
     // `stage.waitfor("ticket:@", function(result_id, result) ... end)` at the requester.
