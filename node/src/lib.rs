@@ -5,6 +5,7 @@
 //! into BSON bytes and back without an intermediate tree.
 
 pub mod api;
+pub mod broker;
 pub mod budget;
 pub mod cli;
 pub mod cluster;
