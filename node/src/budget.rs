@@ -18,11 +18,15 @@ const STEP: u32 = 100_000;
 /// Default budget: about a second of CPU for plain Lua code on this class of machine.
 pub const DEFAULT_INSTRUCTIONS: u64 = 200_000_000;
 
+thread_local! {
+    /// Callbacks in progress on this thread's VM (one VM per thread; synchronous signals nest
+    /// them).
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
 struct Budget {
     limit: u64,
     used: Cell<u64>,
-    /// Callbacks in progress on this VM (synchronous signals nest them).
-    depth: Cell<u32>,
 }
 
 impl Budget {
@@ -36,7 +40,6 @@ pub fn install(lua: &Lua, limit: u64) -> mlua::Result<()> {
     lua.set_app_data(Budget {
         limit,
         used: Cell::new(0),
-        depth: Cell::new(0),
     });
     if limit == 0 {
         return Ok(());
@@ -71,24 +74,38 @@ pub fn interruption(lua: &Lua) -> mlua::Error {
     interrupted(lua.app_data_ref::<Budget>().map_or(0, |b| b.limit))
 }
 
+/// Whether a callback is running on this VM.
+pub fn in_callback() -> bool {
+    DEPTH.with(|d| d.get() > 0)
+}
+
 /// Enters a callback. The outermost one starts a fresh budget; a nested (synchronous) one
 /// spends its caller's, so nesting cannot multiply the budget.
 pub fn enter(lua: &Lua) {
+    let outermost = DEPTH.with(|d| {
+        d.set(d.get() + 1);
+        d.get() == 1
+    });
     if let Some(b) = lua.app_data_ref::<Budget>() {
-        if b.depth.get() == 0 {
+        if outermost {
             b.used.set(0);
         }
-        b.depth.set(b.depth.get() + 1);
     }
 }
 
 /// Leaves a callback; after the outermost one, code outside callbacks (decoding, reloads)
 /// starts from zero again.
 pub fn leave(lua: &Lua) {
-    if let Some(b) = lua.app_data_ref::<Budget>() {
-        b.depth.set(b.depth.get().saturating_sub(1));
-        if b.depth.get() == 0 {
-            b.used.set(0);
-        }
+    let outermost = DEPTH.with(|d| {
+        d.set(d.get().saturating_sub(1));
+        d.get() == 0
+    });
+    if !outermost {
+        return;
     }
+    if let Some(b) = lua.app_data_ref::<Budget>() {
+        b.used.set(0);
+    }
+    // What the callback opened starts now that its settings are in place.
+    crate::broker::start_deferred();
 }

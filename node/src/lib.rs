@@ -125,6 +125,7 @@ fn run(args: cli::Args) -> Result<(), String> {
             script: file.clone(),
         });
     }
+    broker::raise_fd_limit();
     let standalone = args.routers.is_empty();
     let instance = Arc::new(AtomicU32::new(args.id.unwrap_or(if standalone {
         1
@@ -186,14 +187,18 @@ fn run(args: cli::Args) -> Result<(), String> {
         log::info!("standalone: no --router, signals stay on this node");
     }
 
+    let bounds = node::Bounds {
+        max_frame: args.max_frame,
+        deadline: Duration::from_millis(args.deadline),
+    };
     let node = Arc::new(node::Node::new(
         instance,
-        args.max_frame,
+        bounds,
         scripts,
         inboxes,
         cluster,
         pending,
-        Duration::from_millis(args.deadline),
+        runtime.handle().clone(),
     ));
     let limits = vm::Limits {
         memory: args.memory_limit.saturating_mul(1 << 20),

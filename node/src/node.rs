@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use stage_proto::Mode;
 
+use crate::broker::Broker;
 use crate::cluster::Cluster;
 use crate::inbound::{Delivery, Inbound, InboxTx};
 use crate::pending::Pending;
@@ -47,28 +48,40 @@ pub struct Node {
     /// How long a request waits for its answer unless its target says otherwise.
     deadline: std::time::Duration,
     stopping: std::sync::atomic::AtomicBool,
+    broker: Arc<Broker>,
+}
+
+/// The sizes and times a node works to (from the command line).
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Largest frame sent or accepted (`--max-frame`).
+    pub max_frame: usize,
+    /// How long a request waits for its answer unless its target says otherwise.
+    pub deadline: std::time::Duration,
 }
 
 impl Node {
     pub fn new(
         instance: Arc<AtomicU32>,
-        max_frame: usize,
+        bounds: Bounds,
         scripts: Scripts,
         inboxes: HashMap<String, InboxTx>,
         cluster: Option<Arc<Cluster>>,
         pending: Arc<Pending>,
-        deadline: std::time::Duration,
+        io: tokio::runtime::Handle,
     ) -> Node {
+        let pool = Pool::default();
         Node {
+            broker: Broker::new(io, pool.clone()),
             instance,
-            max_frame,
+            max_frame: bounds.max_frame,
             inboxes,
             cluster,
             store: Arc::default(),
             scripts,
-            pool: Pool::default(),
+            pool,
             pending,
-            deadline,
+            deadline: bounds.deadline,
             stopping: Default::default(),
         }
     }
@@ -97,6 +110,11 @@ impl Node {
     /// The worker pool's queue (`stage.submit`, `thread.new`).
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The node's client-facing sockets (`broker.*`).
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
     }
 
     /// The script cache (search path, fail-over, hot reload).

@@ -4,6 +4,10 @@
 //! jobs with the same non-zero key run strictly one at a time, in submission order, while
 //! different keys run side by side. A key is *busy* from the moment one of its jobs is handed
 //! to a worker until that job finishes; jobs submitted meanwhile wait in the key's queue.
+//!
+//! Broker sockets queue here too ([`Task::Socket`]): a socket with events waiting is in the
+//! ready queue at most once and goes to its back after a few events, so connections take
+//! turns and a flooding client cannot monopolise the workers (seed 002).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -23,6 +27,13 @@ pub struct Job {
     pub body: Bytes,
     /// For `thread.new`: the callback id on `stage` that receives its signals and results.
     pub thread: Option<String>,
+}
+
+/// What a worker runs next.
+pub enum Task {
+    Job(Job),
+    /// A broker socket has events waiting (stage-spec §10.1).
+    Socket(Arc<crate::broker::socket::Socket>),
 }
 
 struct Delayed {
@@ -50,7 +61,7 @@ impl Ord for Delayed {
 
 #[derive(Default)]
 struct State {
-    ready: VecDeque<Job>,
+    ready: VecDeque<Task>,
     /// Busy keys and the jobs waiting behind the running one.
     keys: HashMap<i64, VecDeque<Job>>,
     delayed: BinaryHeap<Reverse<Delayed>>,
@@ -61,14 +72,14 @@ struct State {
 impl State {
     fn admit(&mut self, job: Job) {
         if job.key == 0 {
-            self.ready.push_back(job);
+            self.ready.push_back(Task::Job(job));
             return;
         }
         match self.keys.get_mut(&job.key) {
             Some(waiting) => waiting.push_back(job),
             None => {
                 self.keys.insert(job.key, VecDeque::new());
-                self.ready.push_back(job);
+                self.ready.push_back(Task::Job(job));
             }
         }
     }
@@ -105,6 +116,12 @@ impl Pool {
         self.shared.1.notify_one();
     }
 
+    /// Queues a socket's turn (the socket makes sure it is queued once at a time).
+    pub fn schedule(&self, socket: Arc<crate::broker::socket::Socket>) {
+        self.state().ready.push_back(Task::Socket(socket));
+        self.shared.1.notify_one();
+    }
+
     /// Queues a job to run after `delay` (a job's "run again in n ms").
     pub fn submit_after(&self, job: Job, delay: Duration) {
         let mut s = self.state();
@@ -120,8 +137,8 @@ impl Pool {
         self.shared.1.notify_one();
     }
 
-    /// The next job for a worker; `None` once the pool stops.
-    pub fn next(&self) -> Option<Job> {
+    /// The next task for a worker; `None` once the pool stops.
+    pub fn next(&self) -> Option<Task> {
         let mut s = self.state();
         loop {
             if s.stopping {
@@ -154,7 +171,7 @@ impl Pool {
         let next = s.keys.get_mut(&key).and_then(VecDeque::pop_front);
         match next {
             Some(job) => {
-                s.ready.push_back(job);
+                s.ready.push_back(Task::Job(job));
                 drop(s);
                 self.shared.1.notify_one();
             }
@@ -184,6 +201,13 @@ mod tests {
         }
     }
 
+    fn next_job(pool: &Pool) -> Job {
+        match pool.next() {
+            Some(Task::Job(j)) => j,
+            _ => panic!("expected a job"),
+        }
+    }
+
     #[test]
     fn a_key_runs_one_job_at_a_time_in_order() {
         let pool = Pool::default();
@@ -191,14 +215,14 @@ mod tests {
         pool.submit(job(7, 2));
         pool.submit(job(0, 3));
         pool.submit(job(8, 4));
-        let a = pool.next().unwrap();
+        let a = next_job(&pool);
         assert_eq!(a.body[0], 1);
         // Key 7 is busy: the free job and key 8 come first.
-        assert_eq!(pool.next().unwrap().body[0], 3);
-        assert_eq!(pool.next().unwrap().body[0], 4);
+        assert_eq!(next_job(&pool).body[0], 3);
+        assert_eq!(next_job(&pool).body[0], 4);
         pool.done(8);
         pool.done(7);
-        assert_eq!(pool.next().unwrap().body[0], 2);
+        assert_eq!(next_job(&pool).body[0], 2);
         pool.done(7);
         pool.stop();
         assert!(pool.next().is_none());
@@ -209,7 +233,7 @@ mod tests {
         let pool = Pool::default();
         let t = Instant::now();
         pool.submit_after(job(0, 9), Duration::from_millis(30));
-        assert_eq!(pool.next().unwrap().body[0], 9);
+        assert_eq!(next_job(&pool).body[0], 9);
         assert!(t.elapsed() >= Duration::from_millis(30));
     }
 }

@@ -241,9 +241,22 @@ pub fn encode_args<'a>(
 ///
 /// On error nothing is left appended to `buf`.
 pub fn encode_value(buf: &mut Vec<u8>, v: &Value) -> Result<(), ValueError> {
+    encode_named(buf, b"1", v)
+}
+
+/// Appends the one-element document `{key: v}` (a broker socket sends tables as `{"v": t}`,
+/// stage-spec §10.4). `key` must not contain a NUL byte.
+///
+/// On error nothing is left appended to `buf`.
+pub fn encode_named(buf: &mut Vec<u8>, key: &[u8], v: &Value) -> Result<(), ValueError> {
+    if key.contains(&0) {
+        return Err(ValueError::new("a key cannot contain a NUL byte"));
+    }
     let start = buf.len();
     buf.extend_from_slice(&[0; 4]);
-    buf.extend_from_slice(&[0, b'1', 0]);
+    buf.push(0);
+    buf.extend_from_slice(key);
+    buf.push(0);
     let res = write_value(buf, v, 0).and_then(|ty| {
         buf[start + 4] = ty;
         buf.push(0);

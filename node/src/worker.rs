@@ -11,10 +11,10 @@ use mlua::{Function, Lua, MultiValue, Value};
 use crate::api;
 use crate::inbound::{Delivery, Inbound};
 use crate::node::Node;
-use crate::pool::{Job, Pool};
+use crate::pool::{Job, Pool, Task};
 use crate::script::split_name;
 use crate::stage::StageCtx;
-use crate::{sandbox, value, vm};
+use crate::{broker, sandbox, value, vm};
 
 /// Starts `n` workers.
 pub fn spawn(
@@ -32,8 +32,15 @@ pub fn spawn(
                 .stack_size(crate::stage::STACK_SIZE)
                 .spawn(move || match setup(&node, limits) {
                     Ok(lua) => {
-                        while let Some(job) = pool.next() {
+                        while let Some(task) = pool.next() {
                             api::import::reload(&lua);
+                            let job = match task {
+                                Task::Job(job) => job,
+                                Task::Socket(socket) => {
+                                    broker::dispatch::run(&lua, &pool, socket);
+                                    continue;
+                                }
+                            };
                             let key = job.key;
                             let stage = job.stage.clone();
                             // A bug must cost one job, not the worker and its key's queue.
@@ -62,14 +69,7 @@ fn setup(node: &Arc<Node>, limits: vm::Limits) -> mlua::Result<Lua> {
 
 /// Runs one job; a returned number `n > 0` queues it again `n` ms after it finished.
 fn run(lua: &Lua, node: &Arc<Node>, pool: &Pool, job: Job) {
-    if let Ok(mut c) = api::ctx_mut(lua) {
-        c.name.clone_from(&job.stage);
-        c.thread.clone_from(&job.thread);
-    }
-    // `stage.name` is a plain field: a job sees its own stage's.
-    if let Ok(stage) = lua.globals().get::<mlua::Table>("stage") {
-        let _ = stage.raw_set("name", job.stage.as_str());
-    }
+    act_for(lua, &job.stage, job.thread.as_deref());
     let outcome = call(lua, &job);
     match outcome {
         Ok(results) => {
@@ -100,6 +100,19 @@ fn run(lua: &Lua, node: &Arc<Node>, pool: &Pool, job: Job) {
     }
 }
 
+/// Makes the worker VM act for `stage` (and a `thread.new` handler): `_STAGE`, where signals
+/// come from, `stage.name`.
+pub fn act_for(lua: &Lua, stage: &str, thread: Option<&str>) {
+    if let Ok(mut c) = api::ctx_mut(lua) {
+        stage.clone_into(&mut c.name);
+        c.thread = thread.map(str::to_owned);
+    }
+    // `stage.name` is a plain field: a job sees its own stage's.
+    if let Ok(t) = lua.globals().get::<mlua::Table>("stage") {
+        let _ = t.raw_set("name", stage);
+    }
+}
+
 fn call(lua: &Lua, job: &Job) -> mlua::Result<MultiValue> {
     let mut values = value::decode_args(lua, &job.body).map_err(mlua::Error::external)?;
     let f = match values.pop_front() {
@@ -112,7 +125,7 @@ fn call(lua: &Lua, job: &Job) -> mlua::Result<MultiValue> {
 }
 
 /// `"file+member"`: the member function of a script's result.
-fn named(lua: &Lua, name: &str) -> mlua::Result<Function> {
+pub(crate) fn named(lua: &Lua, name: &str) -> mlua::Result<Function> {
     let (file, member) = split_name(name, false);
     let scripts = api::ctx(lua)?.node.scripts().clone();
     let source = scripts

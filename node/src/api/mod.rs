@@ -1,6 +1,9 @@
 //! The `stage.*` API installed into every stage VM.
 
 pub mod addtask;
+pub mod broker;
+pub mod broker_addr;
+pub mod broker_socket;
 pub mod config;
 pub mod import;
 pub mod load;
@@ -48,6 +51,7 @@ pub fn install(lua: &Lua, node: &Arc<Node>, name: &str, env: mlua::Table) -> mlu
     thread::install(lua)?;
     import::install(lua)?;
     process::install(lua)?;
+    broker::install(lua)?;
     lua.load(STAGE_LUA)
         .set_name("@lua/stage.lua")
         .set_environment(env)

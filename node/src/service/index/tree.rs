@@ -468,7 +468,7 @@ mod tests {
             let found = model.binary_search(&x);
             // Phases that grow, then shrink, the tree: splits, then merges and root collapse.
             let growing = (step / 20_000) % 2 == 0;
-            if !rng(&mut seed).is_multiple_of(4) == growing {
+            if rng(&mut seed).is_multiple_of(4) != growing {
                 assert_eq!(tree.insert(x), found.err(), "insert {x}");
                 if let Err(at) = found {
                     model.insert(at, x);

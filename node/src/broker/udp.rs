@@ -1,0 +1,103 @@
+//! UDP sockets (stage-spec §10.3 `broker.ready("udp://...")`): each datagram is one message;
+//! an IPv4 multicast address is joined. A datagram socket cannot push back on its senders, so
+//! datagrams over the rate limit or the queue are dropped and counted.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+
+use super::limit::Meter;
+use super::socket::{Event, Socket};
+use super::{errno_of, Broker};
+
+/// Largest datagram read.
+const MAX_DATAGRAM: usize = 65536;
+
+/// Binds `addr`; a multicast address is joined on `iface` (default: any interface).
+pub fn bind(addr: SocketAddr, iface: Option<Ipv4Addr>) -> std::io::Result<std::net::UdpSocket> {
+    let u = std::net::UdpSocket::bind(addr)?;
+    match addr.ip() {
+        IpAddr::V4(group) if group.is_multicast() => {
+            u.join_multicast_v4(&group, &iface.unwrap_or(Ipv4Addr::UNSPECIFIED))?;
+            if let Some(i) = iface {
+                set_multicast_if(&u, i);
+            }
+        }
+        IpAddr::V6(group) if group.is_multicast() => u.join_multicast_v6(&group, 0)?,
+        _ => {}
+    }
+    u.set_nonblocking(true)?;
+    Ok(u)
+}
+
+/// Replies to the group leave through the interface it was joined on.
+fn set_multicast_if(u: &std::net::UdpSocket, iface: Ipv4Addr) {
+    use std::os::fd::AsRawFd;
+    let a = libc::in_addr {
+        s_addr: u32::from(iface).to_be(),
+    };
+    // SAFETY: setsockopt with an in_addr value on a descriptor we own.
+    unsafe {
+        libc::setsockopt(
+            u.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            &a as *const libc::in_addr as *const libc::c_void,
+            std::mem::size_of::<libc::in_addr>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Serves a datagram socket until it is closed.
+pub async fn serve(broker: Arc<Broker>, s: Arc<Socket>, std: std::net::UdpSocket) {
+    let errno = match UdpSocket::from_std(std) {
+        Ok(u) => run(&broker, &s, &u).await,
+        Err(e) => errno_of(&e),
+    };
+    if errno != 0 {
+        s.set_errno(errno);
+    }
+    broker.deliver(&s, Event::Closed(errno));
+}
+
+async fn run(broker: &Broker, s: &Arc<Socket>, u: &UdpSocket) -> i32 {
+    let mut meter = Meter::new(s.settings().limit, Instant::now());
+    let mut buf = vec![0u8; MAX_DATAGRAM.min(s.input_cap.max(1))];
+    let mut dropped = 0u64;
+    loop {
+        if let Some((errno, _)) = s.io(|io| io.close) {
+            return errno;
+        }
+        // Everything queued goes out now (datagrams are not batched).
+        while let Some((bytes, to)) = s.io(|io| io.datagrams.pop_front()) {
+            if let Err(e) = u.try_send_to(&bytes, to) {
+                log::debug!("broker: socket {}: datagram to {to}: {e}", s.id);
+            }
+        }
+        meter.set(s.settings().limit, Instant::now());
+        tokio::select! {
+            r = u.recv_from(&mut buf) => match r {
+                Ok((n, from)) => {
+                    if n > s.input_cap {
+                        log::debug!("broker: socket {}: datagram of {n} bytes over the input size", s.id);
+                        continue;
+                    }
+                    if !meter.admit(n, Instant::now()) || s.backlogged() {
+                        dropped += 1;
+                        if dropped.is_power_of_two() {
+                            log::warn!("broker: socket {}: {dropped} datagrams dropped (rate limit or full queue)", s.id);
+                        }
+                        continue;
+                    }
+                    broker.deliver(s, Event::Received(Bytes::copy_from_slice(&buf[..n]), Some(from)));
+                }
+                // ICMP errors of earlier sends surface here; the socket itself is fine.
+                Err(e) => log::debug!("broker: socket {}: {e}", s.id),
+            },
+            _ = s.wake.notified() => {}
+        }
+    }
+}
