@@ -4,8 +4,9 @@
 mod common;
 use common::{Proc, Scratch, WAIT};
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::time::Duration;
 
 /// A standalone node running `main.lua` (the script) with `{PORT}` replaced by a free port.
 fn node(dir: &Scratch, script: &str) -> (Proc, u16) {
@@ -56,4 +57,311 @@ print("READY", type(l), tostring(l):match("^broker: %d+%-127%.0%.0%.1:%d+$") ~= 
     drop(c);
     let close = p.wait_out("CLOSE", WAIT);
     assert!(close.ends_with("\t0"), "{close}");
+}
+
+/// A BSON document as one frame.
+fn doc(d: bson::Document) -> Vec<u8> {
+    bson::to_vec(&d).unwrap()
+}
+
+/// Reads one length-prefixed frame (u32 LE length counting itself).
+fn read_frame(c: &mut TcpStream) -> Vec<u8> {
+    let mut len = [0u8; 4];
+    c.read_exact(&mut len).unwrap();
+    let n = u32::from_le_bytes(len) as usize;
+    let mut rest = vec![0u8; n - 4];
+    c.read_exact(&mut rest).unwrap();
+    [len.to_vec(), rest].concat()
+}
+
+/// §10.2 `?bson`: the handler gets the first element's value, user fields persist on the
+/// socket (§10.4), a returned table comes back as `{"v": ...}`; a malformed document closes
+/// only its own connection.
+#[test]
+fn bson_frames_user_values_and_a_malformed_client() {
+    let dir = Scratch::new("broker-bson");
+    let (p, port) = node(
+        &dir,
+        r#"
+broker.ready("tcp://127.0.0.1:{PORT}?bson", function (socket)
+    socket.name = "guest" .. socket.id
+    socket.close = function (s, errno) print("CLOSE", errno) end
+    return function (s, data)
+        s.count = (s.count or 0) + 1
+        return { echo = data.a, name = s.name, count = s.count }
+    end
+end)
+print("READY")
+"#,
+    );
+    let mut good = connect(port);
+    let mut bad = connect(port);
+    for i in 1..=2 {
+        good.write_all(&doc(bson::doc! {"x": {"a": 5, "b": "q"}}))
+            .unwrap();
+        let got = bson::Document::from_reader(&mut &read_frame(&mut good)[..]).unwrap();
+        let v = got.get_document("v").unwrap();
+        assert_eq!(v.get_i64("echo").unwrap(), 5);
+        assert_eq!(v.get_i64("count").unwrap(), i);
+        assert!(v.get_str("name").unwrap().starts_with("guest"));
+    }
+    // A frame whose length is right but whose content is not BSON.
+    bad.write_all(&[9, 0, 0, 0, 0x42, b'k', 0, 1, 0]).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        bad.read(&mut buf).unwrap_or(0),
+        0,
+        "the bad client is closed"
+    );
+    assert!(p
+        .wait_out("CLOSE", WAIT)
+        .ends_with(&format!("\t{}", libc::EBADMSG)));
+    assert!(p.wait_err("decode failed", WAIT).contains("closing it"));
+    good.write_all(&doc(bson::doc! {"x": {"a": 7}})).unwrap();
+    let got = bson::Document::from_reader(&mut &read_frame(&mut good)[..]).unwrap();
+    assert_eq!(got.get_document("v").unwrap().get_i64("echo").unwrap(), 7);
+}
+
+/// §10.2 `?packet=IN,OUT`: u32 LE length frames whose payload reaches Lua as a string; a frame
+/// over `IN` closes that socket with a logged reason while the others are served.
+#[test]
+fn packet_frames_and_an_oversized_frame() {
+    let dir = Scratch::new("broker-packet");
+    let (p, port) = node(
+        &dir,
+        r#"
+broker.ready("tcp://127.0.0.1:{PORT}?packet=1k,4k", function (socket)
+    return function (s, data)
+        if data == "table" then return { n = #data } end
+        return "got " .. data
+    end
+end)
+print("READY")
+"#,
+    );
+    let packet = |p: &[u8]| [((p.len() + 4) as u32).to_le_bytes().to_vec(), p.to_vec()].concat();
+    let mut a = connect(port);
+    let mut big = connect(port);
+    a.write_all(&packet(b"hello")).unwrap();
+    assert_eq!(read_frame(&mut a), packet(b"got hello"));
+    a.write_all(&packet(b"table")).unwrap();
+    let reply = read_frame(&mut a);
+    let d = bson::Document::from_reader(&mut &reply[4..]).unwrap();
+    assert_eq!(d.get_document("v").unwrap().get_i64("n").unwrap(), 5);
+    big.write_all(&2000u32.to_le_bytes()).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        big.read(&mut buf).unwrap_or(0),
+        0,
+        "the oversized sender is closed"
+    );
+    assert!(p
+        .wait_err("over the input limit", WAIT)
+        .contains("closing it"));
+    a.write_all(&packet(b"still")).unwrap();
+    assert_eq!(read_frame(&mut a), packet(b"got still"));
+}
+
+/// Raw sockets (no filter): bytes reach Lua as they arrive; IPv6 listeners and the address
+/// fields `[-1]` / `[1]` (§10.4).
+#[test]
+fn raw_bytes_over_ipv6() {
+    let dir = Scratch::new("broker-raw6");
+    let (p, port) = node(
+        &dir,
+        r#"
+broker.ready("tcp://[::1]:{PORT}", function (socket, addr)
+    print("ADDRS", broker.ntoa(socket[-1]), broker.ntoa(addr))
+    return function (s, data) return data:upper() end
+end)
+print("READY")
+"#,
+    );
+    let mut c = TcpStream::connect(("::1", port)).expect("connect over IPv6");
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    c.write_all(b"abc\x00def").unwrap();
+    let mut got = Vec::new();
+    while got.len() < 7 {
+        let mut buf = [0u8; 64];
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"ABC\x00DEF");
+    let line = p.wait_out("ADDRS", WAIT);
+    let me = c.local_addr().unwrap().port();
+    assert_eq!(line, format!("ADDRS\t[::1]:{port}\t[::1]:{me}"));
+}
+
+/// `broker.ready` failures come back as an errno and a message (§10.3): a bad filter is
+/// EINVAL, a port in use EADDRINUSE.
+#[test]
+fn ready_failures_are_errnos() {
+    let dir = Scratch::new("broker-errors");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    dir.write(
+        "main.lua",
+        &r#"
+local e, why = broker.ready("tcp://127.0.0.1:1?zip", function () end)
+print("BAD", e, why)
+print("INUSE", broker.ready("tcp://127.0.0.1:{PORT}", function () end))
+print("JOINUDP", broker.join("udp://127.0.0.1:{PORT}", function () end))
+print("READY")
+"#
+        .replace("{PORT}", &port.to_string()),
+    );
+    let p = Proc::node("node", &["--stage", "main=main.lua"], &dir.dir);
+    assert!(p
+        .wait_out("BAD", WAIT)
+        .starts_with(&format!("BAD\t{}\tbad broker URI", libc::EINVAL)));
+    assert!(p
+        .wait_out("INUSE", WAIT)
+        .starts_with(&format!("INUSE\t{}\t", libc::EADDRINUSE)));
+    assert!(p
+        .wait_out("JOINUDP", WAIT)
+        .starts_with(&format!("JOINUDP\t{}\t", libc::EPROTONOSUPPORT)));
+}
+
+/// UDP (§10.3 `broker.ready("udp://...")`): the handler gets `(socket, data, addr)` and what it
+/// returns goes back to the sender; `socket.commit(v, addr)` and `broker.signal(addr, v)` send
+/// datagrams; a multicast group is joined (here on the loopback interface, `&iface=`).
+#[test]
+fn udp_unicast_multicast_and_datagrams_to_addresses() {
+    use std::net::UdpSocket;
+    let dir = Scratch::new("broker-udp");
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    let peer_port = peer.local_addr().unwrap().port();
+    let group_port = common::free_port();
+    let script = r#"
+local to = broker.aton("udp://127.0.0.1:{PEER}")
+broker.ready("udp://127.0.0.1:{PORT}?bson", function (socket, data, addr)
+    print("UDP", data.k, broker.ntoa(addr) ~= nil)
+    socket.commit({ again = data.k }, addr)
+    return { got = data.k }
+end)
+broker.ready("udp://239.255.42.99:{GROUP}?text&iface=127.0.0.1", function (socket, data, addr)
+    print("GROUP", data)
+    broker.signal(to, "seen " .. data)
+end)
+print("READY")
+"#
+    .replace("{PEER}", &peer_port.to_string())
+    .replace("{GROUP}", &group_port.to_string());
+    let (p, port) = node(&dir, &script);
+    peer.send_to(&doc(bson::doc! {"x": {"k": "one"}}), ("127.0.0.1", port))
+        .unwrap();
+    let mut replies = Vec::new();
+    for _ in 0..2 {
+        let mut buf = [0u8; 256];
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(from.port(), port);
+        let d = bson::Document::from_reader(&mut &buf[..n]).unwrap();
+        replies.push(d.get_document("v").unwrap().clone());
+    }
+    replies.sort_by_key(|d| d.keys().next().cloned());
+    assert_eq!(replies[0].get_str("again").unwrap(), "one");
+    assert_eq!(replies[1].get_str("got").unwrap(), "one");
+    assert!(p.wait_out("UDP", WAIT).ends_with("one\ttrue"));
+
+    // Multicast: send to the group through the loopback interface.
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    set_multicast_if_loopback(&sender);
+    sender
+        .send_to(b"hi group", ("239.255.42.99", group_port))
+        .unwrap();
+    assert_eq!(p.wait_out("GROUP", WAIT), "GROUP\thi group");
+    let mut buf = [0u8; 64];
+    let (n, _) = peer.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"seen hi group");
+}
+
+fn set_multicast_if_loopback(s: &std::net::UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let a = libc::in_addr {
+        s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+    };
+    // SAFETY: setsockopt with an in_addr on a socket we own.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            &a as *const libc::in_addr as *const libc::c_void,
+            std::mem::size_of::<libc::in_addr>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0);
+}
+
+/// `broker.join` (§10.3): the connect callback runs once connected and may send; the socket's
+/// receive handler gets the server's lines; a refused connection and a connection that times
+/// out each run the close callback with their errno.
+#[test]
+fn join_connects_and_reports_failures() {
+    let dir = Scratch::new("broker-join");
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server_port = server.local_addr().unwrap().port();
+    let refused_port = common::free_port();
+    // A listener whose accept queue is full: further connection attempts hang.
+    let (full_port, _full, _queued) = full_listener();
+    let script = r#"
+local s = broker.join("tcp://127.0.0.1:{SERVER}?text", function (socket)
+    print("CONNECTED", broker.ntoa(socket[1]))
+    socket.commit("hello\n")
+end)
+s.receive = function (socket, line) print("LINE", line) end
+local r = broker.join("tcp://127.0.0.1:{REFUSED}", function () print("WRONG") end)
+r.close = function (socket, errno) print("REFUSED", errno) end
+local t = broker.join("tcp://127.0.0.1:{FULL}", function () print("WRONG") end, 300)
+t.close = function (socket, errno) print("TIMEOUT", errno) end
+print("READY")
+"#
+    .replace("{SERVER}", &server_port.to_string())
+    .replace("{REFUSED}", &refused_port.to_string())
+    .replace("{FULL}", &full_port.to_string());
+    dir.write("main.lua", &script);
+    let p = Proc::node("node", &["--stage", "main=main.lua"], &dir.dir);
+    let (mut c, _) = server.accept().unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "hello\n");
+    assert_eq!(
+        p.wait_out("CONNECTED", WAIT),
+        format!("CONNECTED\t127.0.0.1:{server_port}")
+    );
+    c.write_all(b"welcome\n").unwrap();
+    assert_eq!(p.wait_out("LINE", WAIT), "LINE\twelcome");
+    assert_eq!(
+        p.wait_out("REFUSED", WAIT),
+        format!("REFUSED\t{}", libc::ECONNREFUSED)
+    );
+    assert_eq!(
+        p.wait_out("TIMEOUT", WAIT),
+        format!("TIMEOUT\t{}", libc::ETIMEDOUT)
+    );
+    assert!(!p.stdout().iter().any(|l| l == "WRONG"));
+}
+
+/// A loopback listener with a backlog of 0 and one connection already queued: the kernel
+/// drops further SYNs, so a connect to it hangs until its timeout.
+fn full_listener() -> (u16, std::net::TcpListener, Vec<TcpStream>) {
+    use std::os::fd::AsRawFd;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: listen() on a socket we own.
+    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+    let port = l.local_addr().unwrap().port();
+    let mut queued = Vec::new();
+    // Fill the queue (its length is backlog + 1); stop once connects start to hang.
+    for _ in 0..4 {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(s) => queued.push(s),
+            Err(_) => break,
+        }
+    }
+    (port, l, queued)
 }
