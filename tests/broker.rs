@@ -365,3 +365,268 @@ fn full_listener() -> (u16, std::net::TcpListener, Vec<TcpStream>) {
     }
     (port, l, queued)
 }
+
+/// Lines read from `c` until `n` arrived.
+fn lines(c: &TcpStream, n: usize) -> Vec<String> {
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    (0..n)
+        .map(|_| {
+            let mut l = String::new();
+            r.read_line(&mut l).unwrap();
+            l
+        })
+        .collect()
+}
+
+/// `broker.f`, `broker.submit` and `broker.signal` to a socket (§10.3): a submitted function
+/// runs with the socket in turn with its callbacks; a signal runs the receive handler as if
+/// the value had arrived; a closed socket is gone from `broker.f`.
+#[test]
+fn f_submit_signal_and_close() {
+    let dir = Scratch::new("broker-ops");
+    let (p, port) = node(
+        &dir,
+        r#"
+broker.ready("tcp://127.0.0.1:{PORT}?text", function (socket)
+    socket.close = function (s, errno)
+        print("CLOSE", s.id, errno)
+        local id = s.id
+        stage.addtask(50, function () print("GONE", id, broker.f(id) == nil) return -1 end)
+    end
+    return function (s, line)
+        if line == "who\n" then
+            broker.submit(s.id, function (me, a, b) me.commit("sum " .. (a + b) .. "\n") end, 1, 2)
+            broker.signal(s, "simulated\n")
+        else
+            print("SEEN", broker.f(s.id) == s, line)
+            return "echo " .. line
+        end
+    end
+end)
+print("READY")
+"#,
+    );
+    let a = connect(port);
+    (&a).write_all(b"hi\n").unwrap();
+    assert_eq!(lines(&a, 1), ["echo hi\n"]);
+    assert!(p.wait_out("SEEN", WAIT).starts_with("SEEN\ttrue"));
+    (&a).write_all(b"who\n").unwrap();
+    // The submitted job was queued before the signal, and both run in the socket's order.
+    assert_eq!(lines(&a, 2), ["sum 3\n", "echo simulated\n"]);
+    drop(a);
+    let _ = p.wait_out("CLOSE", WAIT);
+    assert!(p.wait_out("GONE", WAIT).ends_with("true"));
+}
+
+/// A group send (§10.3 `broker.signal({ids..., f}, v)`) writes to every socket in the table,
+/// then runs its function with the elapsed seconds and the value; `broker.close` takes a table
+/// of ids and closes in order (errno 0).
+#[test]
+fn group_send_and_close_by_ids() {
+    let dir = Scratch::new("broker-group");
+    let (p, port) = node(
+        &dir,
+        r#"
+broker.ready("tcp://127.0.0.1:{PORT}?text", function (socket)
+    socket.close = function (s, errno) print("CLOSE", errno) end
+    return function (s, line)
+        if line == "join\n" then
+            __("ids", function (ids) ids = ids or {} ids[#ids + 1] = s.id return ids end)
+            return "joined\n"
+        elseif line == "all\n" then
+            local ids = __("ids")
+            local n = #ids
+            ids[#ids + 1] = function (elapsed, v) print("GROUP", math.type(elapsed) or type(elapsed), v) end
+            print("SENT", broker.signal(ids, "to all\n"), n)
+        elseif line == "close\n" then
+            broker.close(__("ids"))
+        end
+    end
+end)
+print("READY")
+"#,
+    );
+    let conns: Vec<TcpStream> = (0..3).map(|_| connect(port)).collect();
+    for c in &conns {
+        let mut c = c.try_clone().unwrap();
+        c.write_all(b"join\n").unwrap();
+        assert_eq!(lines(&c, 1), ["joined\n"]);
+    }
+    (&conns[0]).write_all(b"all\n").unwrap();
+    for c in &conns {
+        assert_eq!(lines(c, 1), ["to all\n"]);
+    }
+    assert_eq!(p.wait_out("SENT", WAIT), "SENT\t3\t3");
+    assert_eq!(
+        p.wait_out("GROUP", WAIT),
+        "GROUP\tfloat\tto all\n".trim_end()
+    );
+    (&conns[1]).write_all(b"close\n").unwrap();
+    for mut c in &conns {
+        let mut buf = [0u8; 8];
+        assert_eq!(c.read(&mut buf).unwrap_or(0), 0, "closed by broker.close");
+    }
+    assert_eq!(p.wait_count("CLOSE", 3, WAIT), vec!["CLOSE\t0"; 3]);
+}
+
+/// `expire` (§10.4; seed 002's idle and zombie sockets): a connection silent for longer is
+/// closed with ETIMEDOUT; one that keeps talking stays open.
+#[test]
+fn expire_closes_idle_connections_only() {
+    let dir = Scratch::new("broker-expire");
+    let (p, port) = node(
+        &dir,
+        r#"
+local l = broker.ready("tcp://127.0.0.1:{PORT}?text", function (socket) end)
+l.expire = 400
+l.receive = function (s, line) return line end
+l.close = function (s, errno) print("CLOSE", s.id, errno) end
+print("READY", l.expire)
+"#,
+    );
+    let idle = connect(port);
+    let busy = connect(port);
+    let started = std::time::Instant::now();
+    let mut r = BufReader::new(busy.try_clone().unwrap());
+    for _ in 0..12 {
+        (&busy).write_all(b"ping\n").unwrap();
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        assert_eq!(l, "ping\n", "the busy client is served past the idle limit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        (&idle).read(&mut buf).unwrap_or(0),
+        0,
+        "the idle client was closed"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    let closed = p.wait_count("CLOSE", 1, WAIT);
+    assert_eq!(closed.len(), 1, "only the idle one: {closed:?}");
+    assert!(closed[0].ends_with(&format!("\t{}", libc::ETIMEDOUT)));
+    assert!(p.stdout().contains(&"READY\t400".to_owned()));
+}
+
+/// `commit` (§10.4; seed 002 "처리 결과를 일정한 주기로 전송"): what a socket commits within the
+/// interval goes out as one batch when it ends; `socket.commit()` with no value writes at once.
+#[test]
+fn commit_interval_batches_output() {
+    let dir = Scratch::new("broker-commit");
+    let (_p, port) = node(
+        &dir,
+        r#"
+broker.ready("tcp://127.0.0.1:{PORT}?text", function (socket)
+    socket.commit = 500
+    return function (s, line)
+        s.commit("a\n")
+        s.commit("b\n")
+        if line == "now\n" then s.commit() return end
+        return "c\n"
+    end
+end)
+print("READY")
+"#,
+    );
+    let c = connect(port);
+    for (ask, expect, held) in [
+        ("first\n", &b"a\nb\nc\n"[..], true),
+        ("second\n", b"a\nb\nc\n", true),
+        ("now\n", b"a\nb\n", false),
+    ] {
+        let sent = std::time::Instant::now();
+        (&c).write_all(ask.as_bytes()).unwrap();
+        let mut buf = [0u8; 64];
+        let n = (&c).read(&mut buf).unwrap();
+        // One batch: everything committed arrives in a single read.
+        assert_eq!(&buf[..n], expect, "{ask:?}");
+        let waited = sent.elapsed();
+        if held {
+            assert!(
+                waited >= Duration::from_millis(400),
+                "{ask:?} came after {waited:?}"
+            );
+        } else {
+            assert!(
+                waited < Duration::from_millis(400),
+                "{ask:?} came after {waited:?}"
+            );
+        }
+    }
+}
+
+/// `limit` (seed 002 "입력 처리"): past its message rate a connection's input waits — none is
+/// lost — while another connection is served at once.
+#[test]
+fn rate_limit_holds_input_back_without_loss() {
+    let dir = Scratch::new("broker-limit");
+    let (p, port) = node(
+        &dir,
+        r#"
+broker.ready("tcp://127.0.0.1:{PORT}?text", function (socket)
+    socket.limit = { messages = 10 }
+    return function (s, line)
+        if line == "limit?\n" then
+            return s.limit.messages .. " " .. tostring(s.limit.bytes) .. "\n"
+        end
+        return line
+    end
+end)
+print("READY")
+"#,
+    );
+    let flood = connect(port);
+    let other = connect(port);
+    let started = std::time::Instant::now();
+    let burst: String = (0..30).map(|i| format!("m{i}\n")).collect();
+    (&flood).write_all(burst.as_bytes()).unwrap();
+    (&other).write_all(b"limit?\n").unwrap();
+    assert_eq!(lines(&other, 1), ["10 0\n"]);
+    let quick = started.elapsed();
+    let got = lines(&flood, 30);
+    let expect: Vec<String> = (0..30).map(|i| format!("m{i}\n")).collect();
+    assert_eq!(got, expect, "every message arrives, in order");
+    // 10 at once, then 10 per second: the last of 30 cannot come before about 2 s.
+    let all = started.elapsed();
+    assert!(all >= Duration::from_millis(1500), "30 messages in {all:?}");
+    assert!(quick < all, "the other client was not held up: {quick:?}");
+    drop(p);
+}
+
+/// A client that does not read its replies (seed 002 "좀비 소켓"): once the output held for it
+/// passes `OUT`, `commit` returns -1 and the socket closes with ENOBUFS; the node goes on
+/// serving the others.
+#[test]
+fn slow_consumer_is_closed() {
+    let dir = Scratch::new("broker-slow");
+    let (p, port) = node(
+        &dir,
+        r#"
+broker.ready("tcp://127.0.0.1:{PORT}?text=1k,64k", function (socket)
+    socket.close = function (s, errno) print("CLOSE", errno) end
+    return function (s, line)
+        if line == "flood\n" then
+            local chunk = string.rep("x", 1000) .. "\n"
+            for i = 1, 100000 do
+                if s.commit(chunk) < 0 then print("FULL", i > 64) return end
+            end
+            print("NEVER FULL")
+        end
+        return line
+    end
+end)
+print("READY")
+"#,
+    );
+    let slow = connect(port);
+    (&slow).write_all(b"flood\n").unwrap();
+    assert_eq!(p.wait_out("FULL", WAIT), "FULL\ttrue");
+    assert_eq!(
+        p.wait_out("CLOSE", WAIT),
+        format!("CLOSE\t{}", libc::ENOBUFS)
+    );
+    assert!(p.wait_err("slow consumer", WAIT).contains("closing it"));
+    let ok = connect(port);
+    (&ok).write_all(b"fine\n").unwrap();
+    assert_eq!(lines(&ok, 1), ["fine\n"]);
+}

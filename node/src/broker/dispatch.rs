@@ -50,8 +50,12 @@ fn handle(lua: &Lua, s: &Arc<Socket>, event: Event) {
         Event::Closed(_) => "close",
     };
     let closed = matches!(event, Event::Closed(_));
+    let opening = matches!(event, Event::Accepted(_) | Event::Connected(_));
     if let Err(e) = run_event(lua, s, event) {
         log::error!("stage {}: broker socket {} {what}: {e}", s.stage, s.id);
+    }
+    if opening {
+        s.release();
     }
     if closed {
         if let Ok(c) = api::ctx(lua) {

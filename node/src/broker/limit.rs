@@ -1,9 +1,9 @@
 //! Input rate limits of one connection (seed 002 "입력 처리": excessive input is held back).
 //!
 //! `socket.limit = {messages = M, bytes = B}` allows M messages and B bytes per second, with
-//! a burst of one second's worth. A stream that goes over is not cut off: its reader stops until
-//! the debt is paid, so TCP's own flow control slows the client down and nothing is lost. A
-//! datagram socket cannot push back, so datagrams over the limit are dropped.
+//! a burst of one second's worth. A stream that goes over is not cut off: its messages wait and
+//! its reader stops until they may go on, so TCP's own flow control slows the client down and
+//! nothing is lost. A datagram socket cannot push back, so datagrams over the limit are dropped.
 
 use std::time::{Duration, Instant};
 
@@ -56,24 +56,16 @@ impl Meter {
         self.bytes = (self.bytes + dt * b).min(b);
     }
 
-    /// Counts input that was read (a stream: it is already in, it may go into debt).
-    pub fn spend(&mut self, messages: usize, bytes: usize, now: Instant) {
-        if self.limit.is_unlimited() {
-            return;
-        }
-        self.refill(now);
-        self.messages -= messages as f64;
-        self.bytes -= bytes as f64;
-    }
-
-    /// Takes one datagram's allowance if there is enough; false = drop it.
-    pub fn admit(&mut self, bytes: usize, now: Instant) -> bool {
+    /// Takes one message of `bytes` if the allowance has room for it. A message may overdraw
+    /// the byte allowance (so that one larger than a second's worth still passes); the debt
+    /// holds back the next ones.
+    pub fn take(&mut self, bytes: usize, now: Instant) -> bool {
         if self.limit.is_unlimited() {
             return true;
         }
         self.refill(now);
         let ok = (self.limit.messages == 0 || self.messages >= 1.0)
-            && (self.limit.bytes == 0 || self.bytes >= bytes as f64);
+            && (self.limit.bytes == 0 || self.bytes > 0.0);
         if ok {
             self.messages -= 1.0;
             self.bytes -= bytes as f64;
@@ -81,20 +73,24 @@ impl Meter {
         ok
     }
 
-    /// When reading may go on: `None` = now, else the moment the debt is paid.
+    /// When the next message may be taken: `None` = now.
     pub fn resume_at(&mut self, now: Instant) -> Option<Instant> {
         if self.limit.is_unlimited() {
             return None;
         }
         self.refill(now);
-        let wait = |left: f64, rate: u64| {
-            if rate == 0 || left >= 0.0 {
-                0.0
-            } else {
-                -left / rate as f64
-            }
+        let m = if self.limit.messages == 0 || self.messages >= 1.0 {
+            0.0
+        } else {
+            (1.0 - self.messages) / self.limit.messages as f64
         };
-        let secs = wait(self.messages, self.limit.messages).max(wait(self.bytes, self.limit.bytes));
+        let b = if self.limit.bytes == 0 || self.bytes > 0.0 {
+            0.0
+        } else {
+            // Just past zero, so that the allowance is positive when we wake.
+            (1.0 - self.bytes) / self.limit.bytes as f64
+        };
+        let secs = m.max(b);
         (secs > 0.0).then(|| now + Duration::from_secs_f64(secs))
     }
 }
@@ -104,7 +100,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_stream_over_its_limit_waits_for_the_debt() {
+    fn messages_over_the_rate_wait_their_turn() {
         let t = Instant::now();
         let mut m = Meter::new(
             Limit {
@@ -113,16 +109,17 @@ mod tests {
             },
             t,
         );
-        m.spend(10, 100, t);
-        assert_eq!(m.resume_at(t), None, "the burst is allowed");
-        m.spend(5, 50, t);
-        let at = m.resume_at(t).expect("in debt");
-        assert_eq!(at - t, Duration::from_millis(500));
-        assert_eq!(m.resume_at(t + Duration::from_millis(500)), None);
+        for _ in 0..10 {
+            assert!(m.take(100, t), "the burst is allowed");
+        }
+        assert!(!m.take(100, t));
+        let at = m.resume_at(t).expect("spent");
+        assert_eq!(at - t, Duration::from_millis(100));
+        assert!(m.take(100, at));
     }
 
     #[test]
-    fn datagrams_over_the_byte_limit_are_refused() {
+    fn the_byte_rate_is_kept_on_average() {
         let t = Instant::now();
         let mut m = Meter::new(
             Limit {
@@ -131,17 +128,17 @@ mod tests {
             },
             t,
         );
-        assert!(m.admit(600, t));
-        assert!(!m.admit(600, t));
-        assert!(m.admit(600, t + Duration::from_millis(300)));
+        assert!(m.take(600, t));
+        assert!(m.take(600, t), "one message may overdraw");
+        assert!(!m.take(1, t), "the debt holds the next back");
+        assert!(m.take(600, t + Duration::from_millis(300)));
     }
 
     #[test]
     fn no_limit_never_waits() {
         let t = Instant::now();
         let mut m = Meter::new(Limit::default(), t);
-        m.spend(1_000_000, 1 << 30, t);
+        assert!(m.take(1 << 30, t));
         assert_eq!(m.resume_at(t), None);
-        assert!(m.admit(1 << 20, t));
     }
 }

@@ -85,6 +85,9 @@ pub struct Io {
     pub close: Option<(i32, bool)>,
     /// The reader stopped because the socket's queue is full; the worker wakes it.
     pub starved: bool,
+    /// Nothing is read until the accept or connect callback ran, so that the settings it
+    /// makes (`limit`, `expire`, the receive handler) apply from the first byte.
+    pub held: bool,
 }
 
 struct State {
@@ -157,6 +160,7 @@ impl Socket {
                     flush: false,
                     close: None,
                     starved: false,
+                    held: false,
                 },
             }),
             wake: Notify::new(),
@@ -305,6 +309,17 @@ impl Socket {
             s.io.close = Some((errno, drain));
         }
         drop(s);
+        self.wake.notify_one();
+    }
+
+    /// Holds input until [`Socket::release`] (the accept or connect callback is queued).
+    pub fn hold(&self) {
+        self.state().io.held = true;
+    }
+
+    /// The accept or connect callback ran: reading starts.
+    pub fn release(&self) {
+        self.state().io.held = false;
         self.wake.notify_one();
     }
 

@@ -80,6 +80,7 @@ fn accepted(
     );
     s.set_addrs(stream.local_addr().ok(), Some(peer));
     if let Some(h) = on_accept {
+        s.hold();
         broker.deliver(&s, Event::Accepted(h.clone()));
     }
     tokio::spawn(serve(broker.clone(), s, stream));
@@ -128,6 +129,7 @@ pub async fn connect(
                 tune(&stream);
                 s.set_addrs(stream.local_addr().ok(), Some(addr));
                 if let Some(h) = on_connect {
+                    s.hold();
                     broker.deliver(&s, Event::Connected(h));
                 }
                 serve(broker, s, stream).await;
@@ -158,12 +160,14 @@ pub async fn serve(broker: Arc<Broker>, s: Arc<Socket>, stream: TcpStream) {
 /// The I/O state of one connection that lives in its task.
 struct Conn {
     decoder: Decoder,
+    /// Messages read but held back by the rate limit (at most one read's worth).
     frames: Vec<Bytes>,
     meter: Meter,
     /// Output taken from the socket and not yet written.
     writing: Bytes,
     last_active: Instant,
-    last_write: Instant,
+    /// When the output waiting for the next batch began.
+    out_since: Option<Instant>,
 }
 
 impl Conn {
@@ -175,7 +179,7 @@ impl Conn {
             meter: Meter::new(s.settings().limit, now),
             writing: Bytes::new(),
             last_active: now,
-            last_write: now,
+            out_since: None,
         }
     }
 
@@ -185,16 +189,24 @@ impl Conn {
             let now = Instant::now();
             let settings: Settings = s.settings();
             self.meter.set(settings.limit, now);
-            let (close, has_out, flush) = s.io(|io| (io.close, !io.out.is_empty(), io.flush));
+            let (close, has_out, flush, held) =
+                s.io(|io| (io.close, !io.out.is_empty(), io.flush, io.held));
             let draining = matches!(close, Some((_, true)));
             if let Some((errno, drain)) = close {
                 if !drain || (self.writing.is_empty() && !has_out) {
                     return errno;
                 }
             }
-            // Output leaves in batches: at most one write per `commit` interval.
-            let commit_at = self.last_write + settings.commit;
+            // Output leaves in batches: what is committed within `commit` ms of the first
+            // byte goes out together.
+            if !has_out {
+                self.out_since = None;
+            } else if self.out_since.is_none() {
+                self.out_since = Some(now);
+            }
+            let commit_at = self.out_since.map_or(now, |t| t + settings.commit);
             if self.writing.is_empty() && has_out && (flush || draining || now >= commit_at) {
+                self.out_since = None;
                 self.writing = s.io(|io| {
                     io.flush = false;
                     let b = std::mem::take(&mut io.out).freeze();
@@ -210,7 +222,6 @@ impl Conn {
                         s.io(|io| io.writing = left);
                         self.last_active = now;
                         if left == 0 {
-                            self.last_write = now;
                             // Release the batch's memory before going idle.
                             self.writing = Bytes::new();
                         }
@@ -226,8 +237,8 @@ impl Conn {
                     return libc::ETIMEDOUT;
                 }
             }
-            let throttled = self.meter.resume_at(now);
-            let read = close.is_none() && throttled.is_none() && !s.backlogged();
+            let throttled = self.pass(broker, s, now);
+            let read = close.is_none() && !held && self.frames.is_empty() && !s.backlogged();
             let wake_at = [
                 settings.expire.map(|e| self.last_active + e),
                 throttled,
@@ -283,22 +294,36 @@ impl Conn {
                     Err(e) => Err(errno_of(&e)),
                 }
             });
-            let n = match got {
+            match got {
                 Ok(0) => return None,
-                Ok(n) => n,
+                Ok(_) => {}
                 Err(errno) => return Some(errno),
-            };
+            }
             let now = Instant::now();
             self.last_active = now;
-            self.meter.spend(self.frames.len(), n, now);
-            for frame in self.frames.drain(..) {
-                broker.deliver(s, Event::Received(frame, None));
-            }
-            if self.meter.resume_at(now).is_some() || s.backlogged() {
+            if self.pass(broker, s, now).is_some() || s.backlogged() {
                 return None;
             }
         }
         None
+    }
+
+    /// Hands the workers the messages the rate limit lets through; returns when the rest may
+    /// go on, if any are held.
+    fn pass(&mut self, broker: &Broker, s: &Arc<Socket>, now: Instant) -> Option<Instant> {
+        let allowed = self
+            .frames
+            .iter()
+            .take_while(|f| self.meter.take(f.len(), now))
+            .count();
+        for frame in self.frames.drain(..allowed) {
+            broker.deliver(s, Event::Received(frame, None));
+        }
+        if self.frames.is_empty() {
+            None
+        } else {
+            self.meter.resume_at(now)
+        }
     }
 }
 

@@ -85,7 +85,7 @@ async fn run(broker: &Broker, s: &Arc<Socket>, u: &UdpSocket) -> i32 {
                         log::debug!("broker: socket {}: datagram of {n} bytes over the input size", s.id);
                         continue;
                     }
-                    if !meter.admit(n, Instant::now()) || s.backlogged() {
+                    if !meter.take(n, Instant::now()) || s.backlogged() {
                         dropped += 1;
                         if dropped.is_power_of_two() {
                             log::warn!("broker: socket {}: {dropped} datagrams dropped (rate limit or full queue)", s.id);
