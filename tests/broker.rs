@@ -297,7 +297,7 @@ fn set_multicast_if_loopback(s: &std::net::UdpSocket) {
 
 /// `broker.join` (§10.3): the connect callback runs once connected and may send; the socket's
 /// receive handler gets the server's lines; a refused connection and a connection that times
-/// out each run the close callback with their errno.
+/// out each run the close callback with their errno (also `socket.errno`, §10.4).
 #[test]
 fn join_connects_and_reports_failures() {
     let dir = Scratch::new("broker-join");
@@ -313,7 +313,7 @@ local s = broker.join("tcp://127.0.0.1:{SERVER}?text", function (socket)
 end)
 s.receive = function (socket, line) print("LINE", line) end
 local r = broker.join("tcp://127.0.0.1:{REFUSED}", function () print("WRONG") end)
-r.close = function (socket, errno) print("REFUSED", errno) end
+r.close = function (socket, errno) print("REFUSED", errno, socket.errno) end
 local t = broker.join("tcp://127.0.0.1:{FULL}", function () print("WRONG") end, 300)
 t.close = function (socket, errno) print("TIMEOUT", errno) end
 print("READY")
@@ -337,7 +337,7 @@ print("READY")
     assert_eq!(p.wait_out("LINE", WAIT), "LINE\twelcome");
     assert_eq!(
         p.wait_out("REFUSED", WAIT),
-        format!("REFUSED\t{}", libc::ECONNREFUSED)
+        format!("REFUSED\t{0}\t{0}", libc::ECONNREFUSED)
     );
     assert_eq!(
         p.wait_out("TIMEOUT", WAIT),
