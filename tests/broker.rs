@@ -267,7 +267,7 @@ print("READY")
 
     // Multicast: send to the group through the loopback interface.
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
-    set_multicast_if_loopback(&sender);
+    stage_node::broker::udp::set_multicast_if(&sender, std::net::Ipv4Addr::LOCALHOST);
     sender
         .send_to(b"hi group", ("239.255.42.99", group_port))
         .unwrap();
@@ -275,24 +275,6 @@ print("READY")
     let mut buf = [0u8; 64];
     let (n, _) = peer.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"seen hi group");
-}
-
-fn set_multicast_if_loopback(s: &std::net::UdpSocket) {
-    use std::os::fd::AsRawFd;
-    let a = libc::in_addr {
-        s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
-    };
-    // SAFETY: setsockopt with an in_addr on a socket we own.
-    let r = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MULTICAST_IF,
-            &a as *const libc::in_addr as *const libc::c_void,
-            std::mem::size_of::<libc::in_addr>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(r, 0);
 }
 
 /// `broker.join` (§10.3): the connect callback runs once connected and may send; the socket's

@@ -33,8 +33,9 @@ pub fn bind(addr: SocketAddr, iface: Option<Ipv4Addr>) -> std::io::Result<std::n
     Ok(u)
 }
 
-/// Replies to the group leave through the interface it was joined on.
-fn set_multicast_if(u: &std::net::UdpSocket, iface: Ipv4Addr) {
+/// Sends multicast through `iface` (replies to a group leave through the interface it was
+/// joined on).
+pub fn set_multicast_if(u: &std::net::UdpSocket, iface: Ipv4Addr) {
     use std::os::fd::AsRawFd;
     let a = libc::in_addr {
         s_addr: u32::from(iface).to_be(),
