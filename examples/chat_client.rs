@@ -36,15 +36,18 @@ fn run(addr: &str, name: &str, room: &str) -> Result<(), String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     let reader = stream.try_clone().map_err(|e| e.to_string())?;
     std::thread::spawn(move || print_incoming(reader));
-    send(&mut stream, doc! { "join": { "name": name, "room": room } })?;
+    send(
+        &mut stream,
+        doc! { "chat": { "join": { "name": name, "room": room } } },
+    )?;
     for line in std::io::stdin().lock().lines() {
         let line = line.map_err(|e| format!("stdin: {e}"))?;
         let command = match line.trim_end() {
             "" => continue,
-            "/leave" => doc! { "leave": "" },
+            "/leave" => doc! { "chat": { "leave": "" } },
             l => match l.strip_prefix("/join ") {
-                Some(room) => doc! { "join": { "name": name, "room": room.trim() } },
-                None => doc! { "say": l },
+                Some(room) => doc! { "chat": { "join": { "name": name, "room": room.trim() } } },
+                None => doc! { "chat": { "say": l } },
             },
         };
         send(&mut stream, command)?;

@@ -50,12 +50,12 @@ impl Client {
     }
 
     fn join(&mut self, room: &str) {
-        self.send(doc! { "join": { "name": self.name, "room": room } });
+        self.send(doc! { "chat": { "join": { "name": self.name, "room": room } } });
         assert_eq!(self.next(), doc! { "joined": room }, "{}", self.name);
     }
 
     fn say(&mut self, text: &str) {
-        self.send(doc! { "say": text });
+        self.send(doc! { "chat": { "say": text } });
     }
 
     /// The next document must be `from` saying `text` in `room`.
@@ -114,7 +114,7 @@ fn clients_on_two_nodes_chat_in_rooms_through_route() {
     let mut carol = Client::connect(a, "carol");
     carol.say("anyone?");
     assert_eq!(carol.next(), doc! { "error": "join a room first" });
-    carol.send(doc! { "join": { "name": "carol", "room": "no spaces" } });
+    carol.send(doc! { "chat": { "join": { "name": "carol", "room": "no spaces" } } });
     assert!(carol.next().contains_key("error"));
     carol.join("other");
     let mut erin = Client::connect(b, "erin");
@@ -143,7 +143,7 @@ fn clients_on_two_nodes_chat_in_rooms_through_route() {
     meet(&mut bob, &mut dave, "lobby");
 
     // Leaving by command works the same way: Dave is out and Bob is alone again.
-    dave.send(doc! { "leave": "" });
+    dave.send(doc! { "chat": { "leave": "" } });
     assert_eq!(dave.next(), doc! { "left": "lobby" });
     bob.say_and_hear_self("lobby", "alone");
     dave.say("still there?");

@@ -1,11 +1,10 @@
 -- Stage `chat`: game clients talk in rooms across nodes (stage-spec §10 broker, §9.1 route).
 --
--- Clients connect over TCP and send one BSON document per frame:
---   {"join": {"name": "alice", "room": "lobby"}}   join a room (leaving the one it was in)
---   {"say": "hello"}                               say something to the room
---   {"leave": ""}                                  leave the room
--- The broker hands a handler only the VALUE of a document's first element (§10.2), so the
--- command is told by that value: a table joins, a non-empty string says, "" leaves.
+-- Clients connect over TCP and send one BSON document per frame. A `?bson` socket hands its
+-- handler the value of the document's first element (§10.2), so commands travel inside it:
+--   {"chat": {"join": {"name": "alice", "room": "lobby"}}}   join a room (leaving the last one)
+--   {"chat": {"say": "hello"}}                               say something to the room
+--   {"chat": {"leave": ""}}                                  leave the room
 -- Answers are {"v": {"joined": room}}, {"v": {"left": room}}, {"v": {"error": why}}, and what
 -- anyone in the room says arrives as {"v": {"from": name, "room": room, "text": text}}.
 --
@@ -47,14 +46,17 @@ stage.waitfor("lost", function(why, room, from, text, id)
 end)
 
 -- Route removes subscriptions it has not heard about for 30 s: renew ours every 10 s (this
--- also subscribes them again on a route service that restarted).
-stage.addtask(10000, function()
-  local subs = {}
-  for name in pairs(__) do
-    local room = name:match("^chat%.(.+)$")
-    if room then subs["room." .. room] = "deliver" end
-  end
-  stage.signal("route:@", next(subs) and subs or true)
+-- also subscribes them again on a route service that restarted). Once per process: a reload
+-- must not add a second timer.
+stage.once("chat:keepalive", function()
+  stage.addtask(10000, function()
+    local subs = {}
+    for name in pairs(__) do
+      local room = name:match("^chat%.(.+)$")
+      if room then subs["room." .. room] = "deliver" end
+    end
+    stage.signal("route:@", next(subs) and subs or true)
+  end)
 end)
 
 local function leave(socket)
@@ -89,15 +91,25 @@ local function say(socket, text)
   stage.signal("route:*room." .. room .. "!lost", room, socket.name, text, socket.id)
 end
 
-local listener, why = broker.ready("tcp://0.0.0.0:" .. port .. "?bson", function(socket)
-  socket.close = leave                 -- a client that goes away leaves its room
-  return function(socket, data)        -- the connection's receive handler
-    if type(data) == "table" then return join(socket, data.name, data.room) end
-    if data == "" then return leave(socket) end
-    if type(data) == "string" then return say(socket, data) end
-    return { error = "send {join = {name, room}}, {say = text} or {leave = ''}" }
-  end
-end)
--- broker.ready returns the listener, or an errno and why.
-if type(listener) ~= "userdata" then error("chat: cannot listen on port " .. port .. ": " .. why) end
-print(string.format("chat: node %d listening on port %d", stage.id(), port))
+-- The connection's receive handler.
+local function receive(socket, data)
+  if type(data) ~= "table" then data = {} end
+  if type(data.join) == "table" then return join(socket, data.join.name, data.join.room) end
+  if type(data.say) == "string" and data.say ~= "" then return say(socket, data.say) end
+  if data.leave ~= nil then return leave(socket) end
+  return { error = "send {chat = {join = {name, room}}}, {chat = {say = text}} or {chat = {leave = ''}}" }
+end
+
+-- Listen once per process: a saved edit of this script runs it again (hot reload), and then
+-- the listener it already has takes the new handlers for the connections that come next.
+local listener = broker.f(__["chat:listener"] or 0)
+if not listener then
+  local why
+  listener, why = broker.ready("tcp://0.0.0.0:" .. port .. "?bson", function(socket) end)
+  -- broker.ready returns the listener, or an errno and why.
+  if type(listener) ~= "userdata" then error("chat: cannot listen on port " .. port .. ": " .. why) end
+  __["chat:listener"] = listener.id
+  print(string.format("chat: node %d listening on port %d", stage.id(), port))
+end
+listener.receive = receive            -- connections inherit these when they are accepted
+listener.close = leave                -- a client that goes away leaves its room
