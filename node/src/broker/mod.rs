@@ -167,11 +167,6 @@ impl Broker {
         );
     }
 
-    /// Whether the calling thread is inside a Lua callback (then starts wait for its end).
-    fn in_callback() -> bool {
-        crate::budget::in_callback()
-    }
-
     /// Sends one datagram from an unbound socket (`broker.signal(address, v)`).
     pub fn send_datagram(&self, to: SocketAddr, bytes: &[u8]) -> std::io::Result<usize> {
         let (slot, bind) = if to.is_ipv4() {
@@ -204,7 +199,7 @@ impl Broker {
             .first()
             .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EADDRNOTAVAIL))?;
         let caps = (uri.input, uri.output);
-        let now = !Self::in_callback();
+        let now = !crate::budget::in_callback();
         match uri.proto {
             uri::Proto::Tcp => {
                 let l = std::net::TcpListener::bind(addr)?;
@@ -254,7 +249,7 @@ impl Broker {
             (uri.input, uri.output),
             Settings::default(),
         );
-        let now = !Self::in_callback();
+        let now = !crate::budget::in_callback();
         self.spawn(
             now,
             tcp::connect(self.clone(), s.clone(), addrs, f, timeout),
