@@ -204,7 +204,8 @@ pub fn run(args: &Args) -> Result<(), String> {
     let dir = Scratch::new("index")?;
     dir.write("driver.lua", &driver(args.ops, args.members, args.window))?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    let redis = redis::start(&args.redis_server, &dir.0, deadline)?;
+    let program = args.redis_server.as_deref().unwrap_or("redis-server");
+    let redis = redis::start(program, &[], &dir.0, deadline)?;
     let peers = ["stage_router", "stage_local", "store", "redis"];
     let mut set: Vec<Vec<f64>> = vec![Vec::new(); peers.len()];
     let mut rank = set.clone();

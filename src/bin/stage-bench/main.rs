@@ -2,10 +2,12 @@
 //! and system (the format of `../shared/bench/WORKLOADS.md`), plus `RATIO` lines against the
 //! peers measured in the same run.
 //!
-//! Workloads so far: [`failover`] (master/slave fail-over times) and [`index`] (the leaderboard
-//! service against Redis sorted sets).
+//! Workloads so far: [`failover`] (master/slave fail-over times), [`index`] (the leaderboard
+//! service against Redis sorted sets) and [`idle`] (memory per idle broker connection, beside
+//! Redis's).
 
 mod failover;
+mod idle;
 mod index;
 mod procs;
 mod redis;
@@ -16,6 +18,7 @@ use clap::{Parser, ValueEnum};
 enum Workload {
     Failover,
     Index,
+    Idle,
 }
 
 /// Benchmarks stage on real router and node processes on 127.0.0.1.
@@ -23,7 +26,7 @@ enum Workload {
 #[command(
     name = "stage-bench",
     version,
-    after_help = "Examples:\n  cargo build --release --bins && target/release/stage-bench failover --runs 5\n  target/release/stage-bench index --members 100000 --ops 200000"
+    after_help = "Examples:\n  cargo build --release --bins && target/release/stage-bench failover --runs 5\n  target/release/stage-bench index --members 100000 --ops 200000\n  target/release/stage-bench idle --conns 10000 --redis-server /usr/bin/redis-server"
 )]
 pub struct Args {
     /// The workload to run.
@@ -43,9 +46,13 @@ pub struct Args {
     /// index: requests in flight (sent before their answers are read).
     #[arg(long, default_value_t = 64)]
     window: usize,
-    /// index: the redis-server program to compare with.
-    #[arg(long, default_value = "redis-server")]
-    redis_server: String,
+    /// The redis-server program to compare with (index: `redis-server` unless given; idle:
+    /// only when given).
+    #[arg(long)]
+    redis_server: Option<String>,
+    /// idle: connections held open.
+    #[arg(long, default_value_t = 10_000)]
+    conns: usize,
 }
 
 fn main() {
@@ -53,6 +60,7 @@ fn main() {
     let result = match args.workload {
         Workload::Failover => failover::run(&args),
         Workload::Index => index::run(&args),
+        Workload::Idle => idle::run(&args),
     };
     if let Err(e) = result {
         eprintln!("FAIL {e}");

@@ -10,38 +10,37 @@ use crate::procs::{self, Process};
 
 /// A running redis-server, stopped when dropped.
 pub struct Redis {
-    _process: Process,
+    pub process: Process,
     pub port: u16,
 }
 
-/// Starts `program` (`redis-server`) with default settings on a free loopback port, its files
-/// in `dir`.
-pub fn start(program: &str, dir: &Path, deadline: Instant) -> Result<Redis, String> {
+/// Starts `program` (`redis-server`) with default settings but for `extra` options, on a free
+/// loopback port, its files in `dir`.
+pub fn start(
+    program: &str,
+    extra: &[&str],
+    dir: &Path,
+    deadline: Instant,
+) -> Result<Redis, String> {
     let port = procs::free_port()?;
     let port_text = port.to_string();
     let dir_text = dir.display().to_string();
-    let process = procs::spawn(
-        Path::new(program),
-        &[
-            "--port",
-            &port_text,
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            &dir_text,
-        ],
-        dir,
-        false,
-    )
-    .map_err(|e| format!("{e} (install it: apt-get install redis-server)"))?;
+    let mut args = vec![
+        "--port",
+        &port_text,
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        &dir_text,
+    ];
+    args.extend_from_slice(extra);
+    let process = procs::spawn(Path::new(program), &args, dir, false)
+        .map_err(|e| format!("{e} (install it: apt-get install redis-server)"))?;
     procs::wait_line(&process, deadline, |l| {
         l.contains("Ready to accept connections")
     })
     .map_err(|e| format!("redis-server: {e}"))?;
-    Ok(Redis {
-        _process: process,
-        port,
-    })
+    Ok(Redis { process, port })
 }
 
 /// One reply.
