@@ -204,6 +204,7 @@ impl Broker {
             uri::Proto::Tcp => {
                 let l = std::net::TcpListener::bind(addr)?;
                 l.set_nonblocking(true)?;
+                tcp::deepen_backlog(&l);
                 let s = self.open(
                     stage,
                     Kind::Listener,

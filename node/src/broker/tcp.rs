@@ -86,6 +86,15 @@ fn accepted(
     tokio::spawn(serve(broker.clone(), s, stream));
 }
 
+/// Raises a listener's accept queue from std's 128 to the system's maximum: a burst of clients
+/// reconnecting at once (after a restart) would otherwise see dropped SYNs and a 1 s retry.
+pub fn deepen_backlog(l: &std::net::TcpListener) {
+    // SAFETY: listen() again on a listening socket we own only changes its backlog.
+    unsafe {
+        libc::listen(l.as_raw_fd(), libc::SOMAXCONN);
+    }
+}
+
 /// No Nagle delay (replies are small and batched by `commit`), and keep-alive probes so that a
 /// peer that vanished without a word is found even when no `expire` is set.
 fn tune(stream: &TcpStream) {
@@ -320,6 +329,8 @@ impl Conn {
             broker.deliver(s, Event::Received(frame, None));
         }
         if self.frames.is_empty() {
+            // Nothing held: give the list's memory back while the connection idles.
+            self.frames = Vec::new();
             None
         } else {
             self.meter.resume_at(now)
