@@ -250,6 +250,11 @@ print("READY")
     .replace("{PEER}", &peer_port.to_string())
     .replace("{GROUP}", &group_port.to_string());
     let (p, port) = node(&dir, &script);
+    // A datagram that is not BSON and one over the input size are dropped; the socket, which
+    // serves every sender, stays open.
+    peer.send_to(&[6, 0, 0, 0, 0x42, 1], ("127.0.0.1", port))
+        .unwrap();
+    peer.send_to(&[0u8; 9000], ("127.0.0.1", port)).unwrap();
     peer.send_to(&doc(bson::doc! {"x": {"k": "one"}}), ("127.0.0.1", port))
         .unwrap();
     let mut replies = Vec::new();
@@ -264,6 +269,9 @@ print("READY")
     assert_eq!(replies[0].get_str("again").unwrap(), "one");
     assert_eq!(replies[1].get_str("got").unwrap(), "one");
     assert!(p.wait_out("UDP", WAIT).ends_with("one\ttrue"));
+    assert!(p
+        .wait_err("datagram dropped", WAIT)
+        .contains("decode failed"));
 
     // Multicast: send to the group through the loopback interface.
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -635,4 +643,35 @@ fn the_documented_example_works() {
     assert!(p.wait_out("hello", WAIT).starts_with("hello\t127.0.0.1:"));
     drop(c);
     assert!(p.wait_out("bye", WAIT).ends_with("\t0"));
+}
+
+/// A client that half-closes after its last request still gets the replies (the connection
+/// ends once what it sent has run and the output is written), then the close callback runs
+/// with 0.
+#[test]
+fn replies_reach_a_client_that_half_closed() {
+    let dir = Scratch::new("broker-halfclose");
+    let (p, port) = node(
+        &dir,
+        r#"
+broker.ready("tcp://127.0.0.1:{PORT}?text", function (socket)
+    socket.limit = { messages = 20 }
+    socket.close = function (s, errno) print("CLOSE", errno) end
+    return function (s, line) return "re " .. line end
+end)
+print("READY")
+"#,
+    );
+    let mut c = connect(port);
+    let asks: String = (0..30).map(|i| format!("q{i}\n")).collect();
+    c.write_all(asks.as_bytes()).unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut all = String::new();
+    c.read_to_string(&mut all).unwrap();
+    let expect: String = (0..30).map(|i| format!("re q{i}\n")).collect();
+    assert_eq!(
+        all, expect,
+        "every request was answered, then the stream ended"
+    );
+    assert_eq!(p.wait_out("CLOSE", WAIT), "CLOSE\t0");
 }

@@ -79,9 +79,25 @@ pub fn in_callback() -> bool {
     DEPTH.with(|d| d.get() > 0)
 }
 
+/// A callback in progress: entered on creation, left when dropped (also while unwinding).
+pub struct Callback<'a>(&'a Lua);
+
+impl<'a> Callback<'a> {
+    pub fn enter(lua: &'a Lua) -> Callback<'a> {
+        enter(lua);
+        Callback(lua)
+    }
+}
+
+impl Drop for Callback<'_> {
+    fn drop(&mut self) {
+        leave(self.0);
+    }
+}
+
 /// Enters a callback. The outermost one starts a fresh budget; a nested (synchronous) one
 /// spends its caller's, so nesting cannot multiply the budget.
-pub fn enter(lua: &Lua) {
+fn enter(lua: &Lua) {
     let outermost = DEPTH.with(|d| {
         d.set(d.get() + 1);
         d.get() == 1
@@ -95,7 +111,7 @@ pub fn enter(lua: &Lua) {
 
 /// Leaves a callback; after the outermost one, code outside callbacks (decoding, reloads)
 /// starts from zero again.
-pub fn leave(lua: &Lua) {
+fn leave(lua: &Lua) {
     let outermost = DEPTH.with(|d| {
         d.set(d.get().saturating_sub(1));
         d.get() == 0

@@ -64,9 +64,11 @@ impl Sandbox {
         }
         let previous: Value = self.meta.raw_get("__index")?;
         self.meta.raw_set("__index", private)?;
-        budget::enter(lua);
-        let result = f.call::<R>(args);
-        budget::leave(lua);
+        let result = {
+            // Left even when a Rust function under the call panics (the worker goes on).
+            let _callback = budget::Callback::enter(lua);
+            f.call::<R>(args)
+        };
         self.meta.raw_set("__index", previous)?;
         result
     }

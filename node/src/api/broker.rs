@@ -187,7 +187,12 @@ fn group(lua: &Lua, t: &Table, v: Value) -> mlua::Result<i64> {
             Value::String(a) => took += datagram(lua, &a.as_bytes(), &v)? as i64,
             other => {
                 if let Some(s) = socket_of(lua, &other)? {
-                    took += output::commit(&s, &v, None)?.is_ok() as i64;
+                    // A member that cannot take `v` (a listener, a text socket and a table)
+                    // does not stop the others.
+                    match output::commit(&s, &v, None) {
+                        Ok(r) => took += r.is_ok() as i64,
+                        Err(e) => log::warn!("broker.signal group: socket {}: {e}", s.id),
+                    }
                 }
             }
         }

@@ -14,7 +14,7 @@ use mlua::{Lua, MultiValue, Value};
 use super::framing::Framing;
 use super::handler::Handler;
 use super::output;
-use super::socket::{Event, Socket};
+use super::socket::{Event, Kind, Socket};
 use crate::api::broker_socket::LuaSocket;
 use crate::pool::Pool;
 use crate::{api, sandbox, value};
@@ -94,6 +94,12 @@ fn run_event(lua: &Lua, s: &Arc<Socket>, event: Event) -> mlua::Result<()> {
         Event::Received(bytes, from) => {
             let v = match message(lua, s.framing, &bytes) {
                 Ok(v) => v,
+                // One bad datagram must not close a socket that serves every sender.
+                Err(e) if s.kind == Kind::Datagram => {
+                    return Err(mlua::Error::runtime(format!(
+                        "decode failed ({e}); datagram dropped"
+                    )));
+                }
                 Err(e) => {
                     s.close(libc::EBADMSG, false);
                     return Err(mlua::Error::runtime(format!(
@@ -147,6 +153,12 @@ fn message(lua: &Lua, framing: Framing, bytes: &Bytes) -> Result<Value, value::V
 /// Runs the receive handler with `v`; what it returns goes back to the sender.
 fn receive(lua: &Lua, s: &Arc<Socket>, v: Value, from: Option<SocketAddr>) -> mlua::Result<()> {
     let Some(h) = s.settings().receive else {
+        if s.kind == Kind::Stream {
+            s.close(libc::ECONNREFUSED, false);
+            return Err(mlua::Error::runtime(
+                "no receive handler (set socket.receive or return one from the accept callback); closing it",
+            ));
+        }
         return Err(mlua::Error::runtime("message dropped: no receive handler"));
     };
     let me = Value::UserData(lua.create_userdata(LuaSocket(s.clone()))?);

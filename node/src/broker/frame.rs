@@ -196,12 +196,17 @@ impl Decoder {
     }
 }
 
-/// Appends `bytes` to `partial`; when it must grow, it moves to an allocation of `capacity`
-/// bytes (at least what it then holds), so the caller decides how far it may grow.
+/// Growth past which a held frame's buffer only doubles with what arrived: a header alone
+/// announcing a large frame (up to `IN`) must not make the node reserve all of it.
+const GROW_STEP: usize = 64 << 10;
+
+/// Appends `bytes` to `partial`; when it must grow, it moves to an allocation of up to
+/// `capacity` bytes (at least what it then holds), so the caller decides how far it may grow.
 fn hold(partial: &mut BytesMut, bytes: &[u8], capacity: usize) {
     let needed = partial.len() + bytes.len();
     if needed > partial.capacity() {
-        let mut grown = BytesMut::with_capacity(capacity.max(needed));
+        let step = needed.saturating_mul(2).max(GROW_STEP);
+        let mut grown = BytesMut::with_capacity(capacity.min(step).max(needed));
         grown.extend_from_slice(partial);
         *partial = grown;
     }

@@ -23,7 +23,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::pool::Pool;
@@ -39,8 +39,9 @@ pub struct Broker {
     pool: Pool,
     sockets: Mutex<HashMap<u64, Arc<Socket>>>,
     next: AtomicU64,
-    /// Unbound UDP sockets for `broker.signal(address, v)` (IPv4, IPv6), made when first used.
-    senders: [OnceLock<Option<UdpSocket>>; 2],
+    /// Unbound UDP sockets for `broker.signal(address, v)` (IPv4, IPv6), made when first used
+    /// (a failed attempt, e.g. out of descriptors, is tried again next time).
+    senders: [Mutex<Option<Arc<UdpSocket>>>; 2],
 }
 
 type Start = Box<dyn FnOnce() + Send>;
@@ -114,11 +115,6 @@ impl Broker {
         self.sockets().get(&id).cloned()
     }
 
-    /// Open sockets.
-    pub fn count(&self) -> usize {
-        self.sockets().len()
-    }
-
     /// A new registered socket.
     pub fn open(
         &self,
@@ -174,16 +170,18 @@ impl Broker {
         } else {
             (&self.senders[1], "[::]:0")
         };
-        let sender = slot.get_or_init(|| {
-            UdpSocket::bind(bind)
-                .and_then(|s| s.set_nonblocking(true).map(|()| s))
-                .map_err(|e| log::error!("broker: no UDP socket to send from: {e}"))
-                .ok()
-        });
-        match sender {
-            Some(s) => s.send_to(bytes, to),
-            None => Err(std::io::Error::from_raw_os_error(libc::EAFNOSUPPORT)),
-        }
+        let sender = {
+            let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+            match &*slot {
+                Some(s) => s.clone(),
+                None => {
+                    let s = UdpSocket::bind(bind)?;
+                    s.set_nonblocking(true)?;
+                    slot.insert(Arc::new(s)).clone()
+                }
+            }
+        };
+        sender.send_to(bytes, to)
     }
 
     /// `broker.ready`: a TCP listener or a UDP socket (bound now, serving once the calling

@@ -23,6 +23,9 @@ use super::limit::Limit;
 /// comes first): what bounds a flooding client's share of memory.
 pub const MAX_QUEUED: usize = 256;
 
+/// The least a queued datagram counts against the output cap.
+pub const DATAGRAM_COST: usize = 64;
+
 /// What kind of OS socket this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -74,8 +77,9 @@ pub struct Settings {
 pub struct Io {
     /// Output bytes (streams) waiting to be written.
     pub out: BytesMut,
-    /// Output datagrams and their destinations.
+    /// Output datagrams and their destinations, and what they count against the output cap.
     pub datagrams: VecDeque<(Bytes, SocketAddr)>,
+    pub datagram_bytes: usize,
     /// Bytes taken by the I/O task but not yet written (counted against the output cap).
     pub writing: usize,
     /// Write at once, whatever `commit` says (`socket.commit()` with no value).
@@ -156,6 +160,7 @@ impl Socket {
                 io: Io {
                     out: BytesMut::new(),
                     datagrams: VecDeque::new(),
+                    datagram_bytes: 0,
                     writing: 0,
                     flush: false,
                     close: None,
@@ -229,6 +234,15 @@ impl Socket {
         !std::mem::replace(&mut s.scheduled, true)
     }
 
+    /// Whether every queued event has run (nothing queued, no turn in progress); marks the
+    /// reader as waiting so that the end of the turn wakes it.
+    pub fn settled(&self) -> bool {
+        let mut s = self.state();
+        let done = s.events.is_empty() && !s.scheduled;
+        s.io.starved |= !done;
+        done
+    }
+
     /// Whether the reader should wait for the workers before reading more (the queue holds
     /// `IN` bytes or [`MAX_QUEUED`] events); marks it starved so that the worker wakes it.
     pub fn backlogged(&self) -> bool {
@@ -245,6 +259,11 @@ impl Socket {
             s.scheduled = false;
             // An idle socket keeps no queue allocation (10,000 idle clients, issue 6).
             s.events = VecDeque::new();
+            // A reader waiting for the queue to run dry (end of stream) hears of it.
+            if std::mem::take(&mut s.io.starved) {
+                drop(s);
+                self.wake.notify_one();
+            }
             return None;
         };
         s.queued_bytes -= e.size();
@@ -287,10 +306,12 @@ impl Socket {
         if s.closed || s.io.close.is_some() {
             return Err(Refused::Closed);
         }
-        let held: usize = s.io.datagrams.iter().map(|(b, _)| b.len()).sum();
-        if held + bytes.len() > self.output_cap {
+        // Every datagram counts at least a little, so empty ones cannot pile up unbounded.
+        let cost = bytes.len().max(DATAGRAM_COST);
+        if s.io.datagram_bytes + cost > self.output_cap {
             return Err(Refused::Full);
         }
+        s.io.datagram_bytes += cost;
         let n = bytes.len();
         s.io.datagrams.push_back((bytes, to));
         drop(s);
@@ -300,7 +321,9 @@ impl Socket {
 
     /// `socket.commit()` with no value: write what is held now.
     pub fn flush(&self) {
-        self.state().io.flush = true;
+        let mut s = self.state();
+        s.io.flush = !s.io.out.is_empty();
+        drop(s);
         self.wake.notify_one();
     }
 
@@ -323,11 +346,6 @@ impl Socket {
     pub fn release(&self) {
         self.state().io.held = false;
         self.wake.notify_one();
-    }
-
-    /// Whether the close event was queued.
-    pub fn is_closed(&self) -> bool {
-        self.state().closed
     }
 
     /// Runs `f` on the I/O side of the state.

@@ -19,6 +19,11 @@ use super::{errno_of, Broker};
 /// Reads one connection makes before the I/O thread turns to the others.
 const READS_PER_TURN: usize = 4;
 
+/// How long a closing connection may take to write what is queued for it (a peer that stopped
+/// reading would otherwise hold it open forever), and how long a peer that finished sending
+/// waits for the replies to what it sent.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
 /// How long a listener that ran out of descriptors waits before accepting again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -177,6 +182,9 @@ struct Conn {
     last_active: Instant,
     /// When the output waiting for the next batch began.
     out_since: Option<Instant>,
+    /// When the connection began to end: a drained close was asked, or the peer finished
+    /// sending (`eof`).
+    ending: Option<(Instant, bool)>,
 }
 
 impl Conn {
@@ -189,6 +197,7 @@ impl Conn {
             writing: Bytes::new(),
             last_active: now,
             out_since: None,
+            ending: None,
         }
     }
 
@@ -201,9 +210,25 @@ impl Conn {
             let (close, has_out, flush, held) =
                 s.io(|io| (io.close, !io.out.is_empty(), io.flush, io.held));
             let draining = matches!(close, Some((_, true)));
+            let written = self.writing.is_empty() && !has_out;
             if let Some((errno, drain)) = close {
-                if !drain || (self.writing.is_empty() && !has_out) {
+                if !drain || written {
                     return errno;
+                }
+                self.ending.get_or_insert((now, false));
+            }
+            if let Some((since, eof)) = self.ending {
+                // The peer finished sending: what it sent runs and its replies go out first
+                // (a client may half-close after its last request).
+                if eof && written && self.frames.is_empty() && s.settled() {
+                    return 0;
+                }
+                if now.duration_since(since) >= DRAIN_LIMIT {
+                    log::info!(
+                        "broker: socket {}: not drained within {DRAIN_LIMIT:?}",
+                        s.id
+                    );
+                    return if eof { 0 } else { libc::ETIMEDOUT };
                 }
             }
             // Output leaves in batches: what is committed within `commit` ms of the first
@@ -241,14 +266,21 @@ impl Conn {
                 }
             }
             if let Some(expire) = settings.expire {
-                if now.duration_since(self.last_active) >= expire {
+                // Messages held back by the rate limit are traffic too.
+                if self.frames.is_empty() && now.duration_since(self.last_active) >= expire {
                     log::info!("broker: socket {} idle for {expire:?}: closing", s.id);
                     return libc::ETIMEDOUT;
                 }
             }
-            let throttled = self.pass(broker, s, now);
-            let read = close.is_none() && !held && self.frames.is_empty() && !s.backlogged();
+            let eof = matches!(self.ending, Some((_, true)));
+            let throttled = self.pass(broker, s, now, eof);
+            let read = close.is_none()
+                && self.ending.is_none()
+                && !held
+                && self.frames.is_empty()
+                && !s.backlogged();
             let wake_at = [
+                self.ending.map(|(since, _)| since + DRAIN_LIMIT),
                 settings.expire.map(|e| self.last_active + e),
                 throttled,
                 (self.writing.is_empty() && has_out).then_some(commit_at),
@@ -281,16 +313,19 @@ impl Conn {
         }
     }
 
-    /// Reads what is there (a few reads at most); `Some(errno)` when the connection ends.
+    /// Reads what is there (a few reads at most); `Some(errno)` when the connection breaks.
     fn read(&mut self, broker: &Broker, s: &Arc<Socket>, stream: &TcpStream) -> Option<i32> {
+        // No read takes in more than the input size: a burst of tiny frames cannot queue
+        // more than about `IN` bytes of messages per connection.
+        let most = s.input_cap.clamp(16, 64 << 10);
         for _ in 0..READS_PER_TURN {
             let got = SCRATCH.with(|b| {
                 let mut b = b.borrow_mut();
-                match stream.try_read(&mut b) {
-                    Ok(0) => Err(0),
+                match stream.try_read(&mut b[..most]) {
+                    Ok(0) => Ok(None),
                     Ok(n) => {
                         let fed = self.decoder.feed(&b[..n], &mut self.frames);
-                        fed.map(|()| n).map_err(|e| {
+                        fed.map(|()| Some(n)).map_err(|e| {
                             log::warn!(
                                 "broker: socket {} ({}): {e}; closing it",
                                 s.id,
@@ -299,33 +334,46 @@ impl Conn {
                             libc::EBADMSG
                         })
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(Some(0)),
                     Err(e) => Err(errno_of(&e)),
                 }
             });
+            let now = Instant::now();
             match got {
-                Ok(0) => return None,
-                Ok(_) => {}
+                // End of stream: finish what the peer sent, then close.
+                Ok(None) => {
+                    self.ending = Some((now, true));
+                    return None;
+                }
+                Ok(Some(0)) => return None,
+                Ok(Some(_)) => {}
                 Err(errno) => return Some(errno),
             }
-            let now = Instant::now();
             self.last_active = now;
-            if self.pass(broker, s, now).is_some() || s.backlogged() {
+            if self.pass(broker, s, now, false).is_some() || !self.frames.is_empty() {
                 return None;
             }
         }
         None
     }
 
-    /// Hands the workers the messages the rate limit lets through; returns when the rest may
-    /// go on, if any are held.
-    fn pass(&mut self, broker: &Broker, s: &Arc<Socket>, now: Instant) -> Option<Instant> {
-        let allowed = self
-            .frames
-            .iter()
-            .take_while(|f| self.meter.take(f.len(), now))
-            .count();
-        for frame in self.frames.drain(..allowed) {
+    /// Hands the workers the messages the rate limit and the socket's queue let through
+    /// (`all`: every held message, the peer has finished); returns when the rest may go on by
+    /// the rate limit, if that is what holds them.
+    fn pass(
+        &mut self,
+        broker: &Broker,
+        s: &Arc<Socket>,
+        now: Instant,
+        all: bool,
+    ) -> Option<Instant> {
+        let mut held = std::mem::take(&mut self.frames).into_iter();
+        while let Some(frame) = held.next() {
+            if !all && (s.backlogged() || !self.meter.take(frame.len(), now)) {
+                self.frames = std::iter::once(frame).chain(held).collect();
+                break;
+            }
+            self.last_active = now;
             broker.deliver(s, Event::Received(frame, None));
         }
         if self.frames.is_empty() {

@@ -9,11 +9,12 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::net::UdpSocket;
 
+use super::framing::Framing;
 use super::limit::Meter;
 use super::socket::{Event, Socket};
 use super::{errno_of, Broker};
 
-/// Largest datagram read.
+/// Largest datagram read (one byte more than UDP can carry, so that nothing is cut short).
 const MAX_DATAGRAM: usize = 65536;
 
 /// Binds `addr`; a multicast address is joined on `iface` (default: any interface).
@@ -66,14 +67,21 @@ pub async fn serve(broker: Arc<Broker>, s: Arc<Socket>, std: std::net::UdpSocket
 
 async fn run(broker: &Broker, s: &Arc<Socket>, u: &UdpSocket) -> i32 {
     let mut meter = Meter::new(s.settings().limit, Instant::now());
-    let mut buf = vec![0u8; MAX_DATAGRAM.min(s.input_cap.max(1))];
+    // One byte over the input size: a datagram that fills it was larger than `IN`.
+    let mut buf = vec![0u8; MAX_DATAGRAM.min(s.input_cap) + 1];
     let mut dropped = 0u64;
     loop {
         if let Some((errno, _)) = s.io(|io| io.close) {
             return errno;
         }
         // Everything queued goes out now (datagrams are not batched).
-        while let Some((bytes, to)) = s.io(|io| io.datagrams.pop_front()) {
+        while let Some((bytes, to)) = s.io(|io| {
+            let d = io.datagrams.pop_front();
+            if let Some((b, _)) = &d {
+                io.datagram_bytes -= b.len().max(super::socket::DATAGRAM_COST);
+            }
+            d
+        }) {
             if let Err(e) = u.try_send_to(&bytes, to) {
                 log::debug!("broker: socket {}: datagram to {to}: {e}", s.id);
             }
@@ -93,7 +101,11 @@ async fn run(broker: &Broker, s: &Arc<Socket>, u: &UdpSocket) -> i32 {
                         }
                         continue;
                     }
-                    broker.deliver(s, Event::Received(Bytes::copy_from_slice(&buf[..n]), Some(from)));
+                    let Some(message) = message(s.framing, &buf[..n]) else {
+                        log::debug!("broker: socket {}: datagram from {from} is not a {:?} frame", s.id, s.framing);
+                        continue;
+                    };
+                    broker.deliver(s, Event::Received(Bytes::copy_from_slice(message), Some(from)));
                 }
                 // ICMP errors of earlier sends surface here; the socket itself is fine.
                 Err(e) => log::debug!("broker: socket {}: {e}", s.id),
@@ -101,4 +113,14 @@ async fn run(broker: &Broker, s: &Arc<Socket>, u: &UdpSocket) -> i32 {
             _ = s.wake.notified() => {}
         }
     }
+}
+
+/// The message a datagram carries: a `?packet` datagram is one frame whose length field must
+/// match it (the handler gets the payload); other framings take the datagram as it is.
+fn message(framing: Framing, datagram: &[u8]) -> Option<&[u8]> {
+    if framing != Framing::Packet {
+        return Some(datagram);
+    }
+    let header = datagram.first_chunk::<4>()?;
+    (u32::from_le_bytes(*header) as usize == datagram.len()).then(|| &datagram[4..])
 }

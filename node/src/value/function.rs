@@ -37,10 +37,15 @@ thread_local! {
 /// crafted chunk can crash the VM, so bytecode is loaded only from this process's own VMs and
 /// from authenticated cluster members (DESIGN §5).
 pub fn accepting<T>(accept: bool, decode: impl FnOnce() -> T) -> T {
-    let before = ACCEPT.with(|a| a.replace(accept));
-    let result = decode();
-    ACCEPT.with(|a| a.set(before));
-    result
+    /// Puts the previous setting back, also when `decode` panics.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ACCEPT.with(|a| a.set(self.0));
+        }
+    }
+    let _restore = Restore(ACCEPT.with(|a| a.replace(accept)));
+    decode()
 }
 
 /// Lets values encoded and decoded on this thread carry functions of the VM that owns
