@@ -74,6 +74,12 @@ fn read_frame(c: &mut TcpStream) -> Vec<u8> {
     [len.to_vec(), rest].concat()
 }
 
+/// Reads one `?bson` frame a script committed a table with: the table (`{"v": table}`).
+fn read_reply(c: &mut TcpStream) -> bson::Document {
+    let frame = bson::Document::from_reader(&mut &read_frame(c)[..]).unwrap();
+    frame.get_document("v").unwrap().clone()
+}
+
 /// §10.2 `?bson`: the handler gets the first element's value, user fields persist on the
 /// socket (§10.4), a returned table comes back as `{"v": ...}`; a malformed document closes
 /// only its own connection.
@@ -99,8 +105,7 @@ print("READY")
     for i in 1..=2 {
         good.write_all(&doc(bson::doc! {"x": {"a": 5, "b": "q"}}))
             .unwrap();
-        let got = bson::Document::from_reader(&mut &read_frame(&mut good)[..]).unwrap();
-        let v = got.get_document("v").unwrap();
+        let v = read_reply(&mut good);
         assert_eq!(v.get_i64("echo").unwrap(), 5);
         assert_eq!(v.get_i64("count").unwrap(), i);
         assert!(v.get_str("name").unwrap().starts_with("guest"));
@@ -118,8 +123,7 @@ print("READY")
         .ends_with(&format!("\t{}", libc::EBADMSG)));
     assert!(p.wait_err("decode failed", WAIT).contains("closing it"));
     good.write_all(&doc(bson::doc! {"x": {"a": 7}})).unwrap();
-    let got = bson::Document::from_reader(&mut &read_frame(&mut good)[..]).unwrap();
-    assert_eq!(got.get_document("v").unwrap().get_i64("echo").unwrap(), 7);
+    assert_eq!(read_reply(&mut good).get_i64("echo").unwrap(), 7);
 }
 
 /// §10.2 `?packet=IN,OUT`: u32 LE length frames whose payload reaches Lua as a string; a frame
@@ -635,11 +639,7 @@ fn the_documented_example_works() {
     let (p, port) = node(&dir, &script);
     let mut c = connect(port);
     c.write_all(&doc(bson::doc! {"say": "hi"})).unwrap();
-    let got = bson::Document::from_reader(&mut &read_frame(&mut c)[..]).unwrap();
-    assert_eq!(
-        got.get_document("v").unwrap().get_str("echo").unwrap(),
-        "hi"
-    );
+    assert_eq!(read_reply(&mut c).get_str("echo").unwrap(), "hi");
     assert!(p.wait_out("hello", WAIT).starts_with("hello\t127.0.0.1:"));
     drop(c);
     assert!(p.wait_out("bye", WAIT).ends_with("\t0"));

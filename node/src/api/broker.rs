@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
-use super::broker_socket::{socket_of, LuaSocket};
+use super::broker_socket::{inet, socket_of, socket_value};
 use super::ctx;
 use crate::broker::handler::Handler;
 use crate::broker::socket::Event;
-use crate::broker::{addr, output, uri, Broker, CONNECT_TIMEOUT};
+use crate::broker::{output, uri, Broker, CONNECT_TIMEOUT};
 use crate::pool::Job;
 
 /// Installs the global `broker` table.
@@ -42,9 +42,7 @@ fn opened(
     r: Result<std::sync::Arc<crate::broker::socket::Socket>, std::io::Error>,
 ) -> mlua::Result<MultiValue> {
     match r {
-        Ok(s) => Ok(MultiValue::from_iter([Value::UserData(
-            lua.create_userdata(LuaSocket(s))?,
-        )])),
+        Ok(s) => Ok(MultiValue::from_iter([socket_value(lua, s)?])),
         Err(e) => {
             log::warn!("stage {}: {what}('{uri}'): {e}", ctx(lua)?.name);
             failed(lua, crate::broker::errno_of(&e), &e.to_string())
@@ -119,7 +117,7 @@ fn close(lua: &Lua, target: Value) -> mlua::Result<()> {
 /// `broker.f(id)`: the socket object of an open socket, or nil.
 fn f(lua: &Lua, id: i64) -> mlua::Result<Value> {
     match broker(lua)?.get(id as u64) {
-        Some(s) => Ok(Value::UserData(lua.create_userdata(LuaSocket(s))?)),
+        Some(s) => socket_value(lua, s),
         None => Ok(Value::Nil),
     }
 }
@@ -147,7 +145,7 @@ fn signal(
             let mut buf = Vec::new();
             crate::value::encode_value(&mut buf, &v)?;
             let from = match from {
-                Some(a) => Some(inet(&a.as_bytes())?),
+                Some(a) => Some(inet(&a.as_bytes(), "broker.signal")?),
                 None => None,
             };
             broker(lua)?.deliver(&s, Event::Signalled(buf.into(), from));
@@ -156,17 +154,8 @@ fn signal(
     }
 }
 
-fn inet(raw: &[u8]) -> mlua::Result<std::net::SocketAddr> {
-    match addr::from_raw(raw) {
-        Some(addr::Raw::Inet(a)) => Ok(a),
-        _ => Err(mlua::Error::runtime(
-            "not an IP socket address (make one with broker.aton)",
-        )),
-    }
-}
-
 fn datagram(lua: &Lua, raw: &[u8], v: &Value) -> mlua::Result<bool> {
-    let to = inet(raw)?;
+    let to = inet(raw, "broker.signal")?;
     let bytes = output::encode(crate::broker::framing::Framing::Raw, v)?;
     match broker(lua)?.send_datagram(to, &bytes) {
         Ok(_) => Ok(true),

@@ -66,10 +66,26 @@ pub fn socket_of(lua: &Lua, v: &Value) -> mlua::Result<Option<Arc<Socket>>> {
     }
 }
 
-fn raw_addr(lua: &Lua, a: Option<std::net::SocketAddr>) -> mlua::Result<Value> {
+/// A socket object as a Lua value.
+pub fn socket_value(lua: &Lua, s: Arc<Socket>) -> mlua::Result<Value> {
+    lua.create_userdata(LuaSocket(s)).map(Value::UserData)
+}
+
+/// An address as the original's raw sockaddr string (nil if unknown).
+pub fn raw_addr(lua: &Lua, a: Option<std::net::SocketAddr>) -> mlua::Result<Value> {
     a.map_or(Ok(Value::Nil), |a| {
         lua.create_string(addr::to_raw(&a)).map(Value::String)
     })
+}
+
+/// The IP address in a raw sockaddr string; `what` names the caller in the error.
+pub fn inet(raw: &[u8], what: &str) -> mlua::Result<std::net::SocketAddr> {
+    match addr::from_raw(raw) {
+        Some(addr::Raw::Inet(a)) => Ok(a),
+        _ => Err(mlua::Error::runtime(format!(
+            "{what}: not an IP socket address (make one with broker.aton)"
+        ))),
+    }
 }
 
 fn index(lua: &Lua, s: &Arc<Socket>, key: Value) -> mlua::Result<Value> {
@@ -138,10 +154,7 @@ fn commit(s: &Arc<Socket>, args: MultiValue) -> mlua::Result<i64> {
     }
     let v = args.next().unwrap_or(Value::Nil);
     let to = match args.next() {
-        Some(Value::String(a)) => match addr::from_raw(&a.as_bytes()) {
-            Some(addr::Raw::Inet(a)) => Some(a),
-            _ => return Err(mlua::Error::runtime("commit: not an IP socket address")),
-        },
+        Some(Value::String(a)) => Some(inet(&a.as_bytes(), "commit")?),
         Some(Value::Nil) | None => None,
         Some(other) => {
             return Err(mlua::Error::runtime(format!(

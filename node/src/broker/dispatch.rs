@@ -15,7 +15,7 @@ use super::framing::Framing;
 use super::handler::Handler;
 use super::output;
 use super::socket::{Event, Kind, Socket};
-use crate::api::broker_socket::LuaSocket;
+use crate::api::broker_socket::{raw_addr, socket_value};
 use crate::pool::Pool;
 use crate::{api, sandbox, value};
 
@@ -65,13 +65,10 @@ fn handle(lua: &Lua, s: &Arc<Socket>, event: Event) {
 }
 
 fn run_event(lua: &Lua, s: &Arc<Socket>, event: Event) -> mlua::Result<()> {
-    let me = || {
-        lua.create_userdata(LuaSocket(s.clone()))
-            .map(Value::UserData)
-    };
+    let me = || socket_value(lua, s.clone());
     match event {
         Event::Accepted(h) => {
-            let peer = raw(lua, s.addrs().1)?;
+            let peer = raw_addr(lua, s.addrs().1)?;
             let r = call(lua, s, &h, MultiValue::from_iter([me()?, peer]))?;
             match r.into_iter().next() {
                 Some(Value::Function(f)) => {
@@ -161,10 +158,9 @@ fn receive(lua: &Lua, s: &Arc<Socket>, v: Value, from: Option<SocketAddr>) -> ml
         }
         return Err(mlua::Error::runtime("message dropped: no receive handler"));
     };
-    let me = Value::UserData(lua.create_userdata(LuaSocket(s.clone()))?);
-    let mut args = MultiValue::from_iter([me, v]);
+    let mut args = MultiValue::from_iter([socket_value(lua, s.clone())?, v]);
     if from.is_some() {
-        args.push_back(raw(lua, from)?);
+        args.push_back(raw_addr(lua, from)?);
     }
     for r in call(lua, s, &h, args)? {
         if !r.is_nil() {
@@ -187,12 +183,4 @@ fn sandbox_call(
 ) -> mlua::Result<MultiValue> {
     let stage = Value::String(lua.create_string(&s.stage)?);
     sandbox::of(lua)?.call_multi(lua, f, &[("_STAGE", stage)], args)
-}
-
-/// An address as the original's raw sockaddr string (nil if unknown).
-fn raw(lua: &Lua, a: Option<SocketAddr>) -> mlua::Result<Value> {
-    match a {
-        Some(a) => Ok(Value::String(lua.create_string(super::addr::to_raw(&a))?)),
-        None => Ok(Value::Nil),
-    }
 }

@@ -86,6 +86,21 @@ pub fn raise_fd_limit() {
     }
 }
 
+/// Sets a socket option of type `T` on a descriptor we own (best effort: a refused option
+/// leaves the default).
+fn set_option<T>(fd: std::os::fd::RawFd, level: libc::c_int, name: libc::c_int, value: &T) {
+    // SAFETY: `value` is a live `T` and the length passed is its size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            value as *const T as *const libc::c_void,
+            std::mem::size_of::<T>() as libc::socklen_t,
+        );
+    }
+}
+
 /// The errno of an I/O error (EIO when it has none).
 pub fn errno_of(e: &std::io::Error) -> i32 {
     e.raw_os_error().unwrap_or(match e.kind() {
@@ -149,8 +164,9 @@ impl Broker {
         }
     }
 
-    /// Runs `task` on the I/O runtime once the calling callback returned (`now` = at once).
-    fn spawn<F>(&self, now: bool, task: F)
+    /// Runs `task` on the I/O runtime once the calling callback returned (at once outside
+    /// callbacks).
+    fn spawn<F>(&self, task: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
@@ -159,8 +175,17 @@ impl Broker {
             Box::new(move || {
                 io.spawn(task);
             }),
-            now,
+            !crate::budget::in_callback(),
         );
+    }
+
+    /// A socket's I/O ended with `errno` (0: in order): it is kept as `socket.errno` and the
+    /// close callback runs.
+    pub fn ended(&self, socket: &Arc<Socket>, errno: i32) {
+        if errno != 0 {
+            socket.set_errno(errno);
+        }
+        self.deliver(socket, Event::Closed(errno));
     }
 
     /// Sends one datagram from an unbound socket (`broker.signal(address, v)`).
@@ -197,7 +222,6 @@ impl Broker {
             .first()
             .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EADDRNOTAVAIL))?;
         let caps = (uri.input, uri.output);
-        let now = !crate::budget::in_callback();
         match uri.proto {
             uri::Proto::Tcp => {
                 let l = std::net::TcpListener::bind(addr)?;
@@ -211,7 +235,7 @@ impl Broker {
                     Settings::default(),
                 );
                 s.set_addrs(l.local_addr().ok(), None);
-                self.spawn(now, tcp::accept(self.clone(), s.clone(), l, f));
+                self.spawn(tcp::accept(self.clone(), s.clone(), l, f));
                 Ok(s)
             }
             uri::Proto::Udp => {
@@ -222,7 +246,7 @@ impl Broker {
                 };
                 let s = self.open(stage, Kind::Datagram, uri.framing, caps, settings);
                 s.set_addrs(u.local_addr().ok(), None);
-                self.spawn(now, udp::serve(self.clone(), s.clone(), u));
+                self.spawn(udp::serve(self.clone(), s.clone(), u));
                 Ok(s)
             }
         }
@@ -248,11 +272,7 @@ impl Broker {
             (uri.input, uri.output),
             Settings::default(),
         );
-        let now = !crate::budget::in_callback();
-        self.spawn(
-            now,
-            tcp::connect(self.clone(), s.clone(), addrs, f, timeout),
-        );
+        self.spawn(tcp::connect(self.clone(), s.clone(), addrs, f, timeout));
         Ok(s)
     }
 }

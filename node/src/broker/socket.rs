@@ -67,7 +67,7 @@ pub struct Settings {
     pub close: Option<Arc<Handler>>,
     /// Close after this long without traffic (`expire`, ms); `None` = never.
     pub expire: Option<Duration>,
-    /// Hold output at least this long between two writes (`commit`, ms; 0 = write at once).
+    /// Hold output this long from the first byte of a batch (`commit`, ms; 0 = write at once).
     pub commit: Duration,
     /// Input rate limits (`limit`).
     pub limit: Limit,
@@ -87,7 +87,8 @@ pub struct Io {
     /// Close requested (`broker.close`, a refused connection, a slow consumer): the errno the
     /// close callback hears, and whether pending output is written first.
     pub close: Option<(i32, bool)>,
-    /// The reader stopped because the socket's queue is full; the worker wakes it.
+    /// The reader waits for the workers (the queue is full, or it must run dry before the
+    /// connection ends); the next event taken wakes it.
     pub starved: bool,
     /// Nothing is read until the accept or connect callback ran, so that the settings it
     /// makes (`limit`, `expire`, the receive handler) apply from the first byte.
@@ -255,23 +256,22 @@ impl Socket {
     /// The next event for this socket's turn; `None` ends the turn (the socket is idle again).
     pub fn pop(&self) -> Option<Event> {
         let mut s = self.state();
-        let Some(e) = s.events.pop_front() else {
-            s.scheduled = false;
-            // An idle socket keeps no queue allocation (10,000 idle clients, issue 6).
-            s.events = VecDeque::new();
-            // A reader waiting for the queue to run dry (end of stream) hears of it.
-            if std::mem::take(&mut s.io.starved) {
-                drop(s);
-                self.wake.notify_one();
+        let event = s.events.pop_front();
+        match &event {
+            Some(e) => s.queued_bytes -= e.size(),
+            None => {
+                s.scheduled = false;
+                // An idle socket keeps no queue allocation (10,000 idle clients, issue 6).
+                s.events = VecDeque::new();
             }
-            return None;
-        };
-        s.queued_bytes -= e.size();
-        if std::mem::take(&mut s.io.starved) {
-            drop(s);
+        }
+        // A reader waiting for room in the queue, or for it to run dry, hears of it.
+        let wake = std::mem::take(&mut s.io.starved);
+        drop(s);
+        if wake {
             self.wake.notify_one();
         }
-        Some(e)
+        event
     }
 
     /// Ends a turn that used its quantum: true if events are left (the socket goes to the back

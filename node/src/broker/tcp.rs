@@ -43,7 +43,7 @@ pub async fn accept(
         Ok(l) => l,
         Err(e) => {
             log::error!("broker: listener {}: {e}", listener.id);
-            broker.deliver(&listener, Event::Closed(errno_of(&e)));
+            broker.ended(&listener, errno_of(&e));
             return;
         }
     };
@@ -64,7 +64,7 @@ pub async fn accept(
             _ = listener.wake.notified() => {}
         }
     };
-    broker.deliver(&listener, Event::Closed(errno));
+    broker.ended(&listener, errno);
 }
 
 /// A new connection inherits the listener's callbacks and settings (§10.3 `broker.ready`).
@@ -105,18 +105,7 @@ pub fn deepen_backlog(l: &std::net::TcpListener) {
 fn tune(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
-    let set = |level, name, v: libc::c_int| {
-        // SAFETY: setsockopt on a descriptor we own, with a c_int option value.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                level,
-                name,
-                &v as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-    };
+    let set = |level, name, v: libc::c_int| super::set_option(fd, level, name, &v);
     set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
     set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 60);
     set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10);
@@ -156,19 +145,15 @@ pub async fn connect(
             }
         }
     }
-    s.set_errno(errno);
-    broker.deliver(&s, Event::Closed(errno));
+    broker.ended(&s, errno);
 }
 
 /// Serves a connection until it closes, then queues its close event.
 pub async fn serve(broker: Arc<Broker>, s: Arc<Socket>, stream: TcpStream) {
     let errno = Conn::new(&s).run(&broker, &s, &stream).await;
-    if errno != 0 {
-        s.set_errno(errno);
-    }
-    // Unsent output is dropped with the socket; tell the reader side of the peer we are done.
+    // Closed before the close callback runs: the peer learns at once that we are done.
     drop(stream);
-    broker.deliver(&s, Event::Closed(errno));
+    broker.ended(&s, errno);
 }
 
 /// The I/O state of one connection that lives in its task.

@@ -41,16 +41,7 @@ pub fn set_multicast_if(u: &std::net::UdpSocket, iface: Ipv4Addr) {
     let a = libc::in_addr {
         s_addr: u32::from(iface).to_be(),
     };
-    // SAFETY: setsockopt with an in_addr value on a descriptor we own.
-    unsafe {
-        libc::setsockopt(
-            u.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MULTICAST_IF,
-            &a as *const libc::in_addr as *const libc::c_void,
-            std::mem::size_of::<libc::in_addr>() as libc::socklen_t,
-        );
-    }
+    super::set_option(u.as_raw_fd(), libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &a);
 }
 
 /// Serves a datagram socket until it is closed.
@@ -59,10 +50,7 @@ pub async fn serve(broker: Arc<Broker>, s: Arc<Socket>, std: std::net::UdpSocket
         Ok(u) => run(&broker, &s, &u).await,
         Err(e) => errno_of(&e),
     };
-    if errno != 0 {
-        s.set_errno(errno);
-    }
-    broker.deliver(&s, Event::Closed(errno));
+    broker.ended(&s, errno);
 }
 
 async fn run(broker: &Broker, s: &Arc<Socket>, u: &UdpSocket) -> i32 {
