@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::procs::{self, wait_line, Process, Scratch};
 use crate::redis;
+use crate::sys::rss_kb;
 use crate::Args;
 
 /// Descriptors the bench keeps beside its connections (stdio, pipes, the runtime).
@@ -108,17 +109,6 @@ fn raise_fd_limit(conns: usize) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// `VmRSS` of `pid`, in KiB.
-fn rss_kb(pid: u32) -> Result<u64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("no VmRSS for {pid}"))
 }
 
 /// Open descriptors of `pid`: an accepted connection is one.

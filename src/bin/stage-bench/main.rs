@@ -11,6 +11,8 @@ mod idle;
 mod index;
 mod procs;
 mod redis;
+mod report;
+mod sys;
 
 use clap::{Parser, ValueEnum};
 
