@@ -78,3 +78,73 @@ fn index_workload_reports_every_peer_beside_redis() {
         );
     }
 }
+
+/// The value of `name=` in a RESULT or RATIO line.
+fn field(line: &str, name: &str) -> Option<String> {
+    line.split(' ')
+        .find_map(|f| f.strip_prefix(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// `stage-bench peers` runs W1–W3 of WORKLOADS.md on a stage router, nats-server and
+/// redis-server it starts itself, verifying every message: each workload and system gets a
+/// RESULT line with no loss and the CPU fields, and each workload a ratio line per peer, with
+/// the goals judged against NATS.
+#[test]
+fn peer_workloads_report_every_system_and_ratio() {
+    let stdout = bench(&[
+        "peers",
+        "--runs",
+        "1",
+        "--messages",
+        "4000",
+        "--timeout",
+        "60",
+    ]);
+    let results: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("RESULT "))
+        .collect();
+    // W1, W2 at 1 in flight unpinned and pinned and at 64, W3: five variants, three systems.
+    assert_eq!(results.len(), 15, "{stdout}");
+    for line in &results {
+        assert_eq!(field(line, "lost").as_deref(), Some("0"), "{line}");
+        for f in [
+            "msgs_per_s",
+            "p50_us",
+            "p99_us",
+            "p999_us",
+            "max_us",
+            "server_cpu_s",
+        ] {
+            let v: f64 = field(line, f).and_then(|v| v.parse().ok()).unwrap_or(-1.0);
+            assert!(v >= 0.0, "{f} in {line}");
+        }
+        if field(line, "peer").as_deref() == Some("stage") {
+            assert!(field(line, "router_rss_kb").is_some(), "{line}");
+        }
+    }
+    for workload in ["w1_fanin", "w2_reqrep", "w3_fanout"] {
+        for peer in ["stage", "nats", "redis"] {
+            assert!(
+                results
+                    .iter()
+                    .any(|l| field(l, "workload").as_deref() == Some(workload)
+                        && field(l, "peer").as_deref() == Some(peer)),
+                "no {workload} {peer} in {stdout}"
+            );
+        }
+    }
+    let pinned = results
+        .iter()
+        .filter(|l| field(l, "cpus").as_deref() == Some("0"))
+        .count();
+    assert_eq!(pinned, 3, "{stdout}");
+    let ratios: Vec<&str> = stdout.lines().filter(|l| l.starts_with("RATIO ")).collect();
+    assert_eq!(ratios.len(), 10, "{stdout}");
+    assert!(
+        ratios.iter().all(|l| field(l, "stage_over").as_deref() != Some("nats")
+            || field(l, "met").is_some()),
+        "{stdout}"
+    );
+}

@@ -1,11 +1,20 @@
 //! The hot path: pick the target(s) of a message and queue the very bytes that arrived.
 
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
 use stage_proto::frame::{self, Frame};
 use stage_proto::writer::Push;
 use stage_proto::{Flags, FrameError, Header, Kind, NackReason};
 
 use crate::link::Link;
 use crate::table::{Pick, Request, Table};
+
+/// How long a sender waits for room in a full queue whose node makes no progress reading it,
+/// before that queue counts as stalled and its messages are refused. Progress is seen when the
+/// kernel takes more of the queue, which it does in steps of a third of the socket's send
+/// buffer (several MB on a busy link): a consumer reading 1 MB/s still counts as reading.
+pub const STALL_PATIENCE: Duration = Duration::from_secs(1);
 
 /// What happened to a message, for the caller's log and counters.
 #[derive(Debug, PartialEq, Eq)]
@@ -17,9 +26,20 @@ pub enum Outcome {
     Dropped(NackReason),
 }
 
+/// The result of the first, non-blocking attempt.
+pub enum Attempt {
+    Done(Outcome),
+    /// Targets whose queues were full: the caller waits for room with [`deliver_blocked`]
+    /// (back-pressure on the sender) before the message is settled.
+    Blocked {
+        links: Vec<Arc<Link>>,
+        delivered: usize,
+    },
+}
+
 /// Forwards `frame` (a `Message`) received on `from`; an unknown mode byte is a malformed
 /// frame.
-pub fn forward(table: &Table, frame: &Frame, from: &Link) -> Result<Outcome, FrameError> {
+pub fn forward(table: &Table, frame: &Frame, from: &Link) -> Result<Attempt, FrameError> {
     let h = &frame.header;
     let mode = h.forward_mode()?;
     let req = Request {
@@ -30,22 +50,73 @@ pub fn forward(table: &Table, frame: &Frame, from: &Link) -> Result<Outcome, Fra
         from,
     };
     let mut delivered = 0usize;
-    let mut full = false;
-    let mut offer = |link: &Link| match link.forward(frame.raw.clone()) {
+    let mut blocked = Vec::new();
+    let mut offer = |link: &Arc<Link>| match link.forward(frame.raw.clone()) {
         Push::Queued => delivered += 1,
-        Push::Full => full = true,
+        Push::Full => blocked.push(link.clone()),
         Push::Closed => {}
     };
     match table.pick(&req) {
         Pick::One(link) => offer(link),
-        Pick::All(links) => links.into_iter().for_each(|l| offer(l)),
+        Pick::All(links) => links.into_iter().for_each(&mut offer),
         Pick::None => {}
     }
+    if !blocked.is_empty() {
+        return Ok(Attempt::Blocked {
+            links: blocked,
+            delivered,
+        });
+    }
+    Ok(Attempt::Done(settle(table, frame, from, delivered, false)))
+}
+
+/// Waits for room on the targets whose queues were full — the sender's link is not read
+/// meanwhile, so a producer faster than its consumer is slowed by TCP instead of losing
+/// messages — and settles the message. A stalled target refuses it (see
+/// [`stage_proto::writer::QueueTx::push_waiting`]). Either way the sender gets an overload
+/// signal (at most one per interval).
+pub async fn deliver_blocked(
+    table: &RwLock<Table>,
+    frame: &Frame,
+    from: &Link,
+    links: Vec<Arc<Link>>,
+    mut delivered: usize,
+) -> Outcome {
+    // The sender hears that its target is not keeping up (DESIGN §8) while it is slowed down,
+    // so a script can shed load before anything is refused.
+    if from.overload_due() {
+        from.send(overload(&frame.header));
+    }
+    let mut full = false;
+    for link in links {
+        match link
+            .forward_waiting(frame.raw.clone(), STALL_PATIENCE)
+            .await
+        {
+            Push::Queued => delivered += 1,
+            Push::Full => full = true,
+            Push::Closed => {}
+        }
+    }
+    // The wait was the router's choice, not the sender's silence.
+    from.liveness.heard();
+    settle(
+        &table.read().expect("table lock"),
+        frame,
+        from,
+        delivered,
+        full,
+    )
+}
+
+/// The outcome of a message that reached `delivered` targets; `full`: some refused it.
+fn settle(table: &Table, frame: &Frame, from: &Link, delivered: usize, full: bool) -> Outcome {
+    let h = &frame.header;
     if full && from.overload_due() {
         from.send(overload(h));
     }
     if delivered > 0 {
-        return Ok(Outcome::Delivered);
+        return Outcome::Delivered;
     }
     let reason = if full {
         NackReason::Overloaded
@@ -54,16 +125,16 @@ pub fn forward(table: &Table, frame: &Frame, from: &Link) -> Result<Outcome, Fra
     } else {
         NackReason::UnknownClass
     };
-    Ok(if h.flags.has(Flags::WANT_NACK) {
+    if h.flags.has(Flags::WANT_NACK) {
         // A NACK is as large as its message: it goes through the sender's cap too, so a
         // sender that does not read cannot grow the router with NACKs.
         if from.forward(nack(h, frame.body(), reason)) == Push::Full {
-            return Ok(Outcome::Dropped(reason));
+            return Outcome::Dropped(reason);
         }
         Outcome::Nacked(reason)
     } else {
         Outcome::Dropped(reason)
-    })
+    }
 }
 
 /// Tells a sender that `h.target` is not keeping up.

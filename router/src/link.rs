@@ -79,6 +79,15 @@ impl Link {
         self.settle(self.tx.push(frame))
     }
 
+    /// Queues a message, waiting for room while the node reads (see
+    /// [`stage_proto::writer::QueueTx::push_waiting`]).
+    pub async fn forward_waiting(&self, frame: Bytes, patience: Duration) -> Push {
+        if !self.is_alive() {
+            return Push::Closed;
+        }
+        self.settle(self.tx.push_waiting(frame, patience).await)
+    }
+
     fn settle(&self, push: Push) -> Push {
         if push == Push::Closed {
             self.kill();

@@ -15,7 +15,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
-use crate::forward::{forward, Outcome};
+use crate::forward::{deliver_blocked, forward, Attempt, Outcome};
 use crate::link::Link;
 use crate::server::Router;
 
@@ -257,7 +257,14 @@ async fn read_loop(
                         ),
                     );
                 }
-                let outcome = forward(&router.table.read().expect("table lock"), &frame, link);
+                let attempt = forward(&router.table.read().expect("table lock"), &frame, link);
+                let outcome = match attempt {
+                    Ok(Attempt::Done(o)) => Ok(o),
+                    Ok(Attempt::Blocked { links, delivered }) => {
+                        Ok(deliver_blocked(&router.table, &frame, link, links, delivered).await)
+                    }
+                    Err(e) => Err(e),
+                };
                 match outcome {
                     Ok(Outcome::Dropped(reason)) => log::debug!(
                         "dropped message from {link} to {}: {}",

@@ -13,11 +13,20 @@ mod procs;
 mod redis;
 mod report;
 mod sys;
+mod wire;
 
 use clap::{Parser, ValueEnum};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Workload {
+    /// W1 fan-in, 4 publishers → 1 subscriber, on stage, NATS and Redis.
+    W1,
+    /// W2 request-reply, 1 in flight (unpinned and pinned to one CPU) and 64 in flight.
+    W2,
+    /// W3 fan-out, 1 publisher → 8 subscribers.
+    W3,
+    /// W1, W2 and W3.
+    Peers,
     Failover,
     Index,
     Idle,
@@ -31,8 +40,20 @@ enum Workload {
     after_help = "Examples:\n  cargo build --release --bins && target/release/stage-bench failover --runs 5\n  target/release/stage-bench index --members 100000 --ops 200000\n  target/release/stage-bench idle --conns 10000 --redis-server /usr/bin/redis-server"
 )]
 pub struct Args {
-    /// The workload to run.
-    workload: Workload,
+    /// The workload to run (or --all).
+    #[arg(required_unless_present = "all")]
+    workload: Option<Workload>,
+    /// Every workload of WORKLOADS.md: W1–W3 against NATS and Redis, then L1–L4 and the idle
+    /// node.
+    #[arg(long)]
+    all: bool,
+    /// Messages of a throughput workload (W1/W3: deliveries; W2: measured round trips),
+    /// instead of the workload's own count.
+    #[arg(long)]
+    messages: Option<u64>,
+    /// The nats-server program (default: nats-server on the PATH or in /usr/sbin).
+    #[arg(long)]
+    nats_server: Option<String>,
     /// Repetitions; the median is reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
@@ -59,10 +80,17 @@ pub struct Args {
 
 fn main() {
     let args = Args::parse();
-    let result = match args.workload {
-        Workload::Failover => failover::run(&args),
-        Workload::Index => index::run(&args),
-        Workload::Idle => idle::run(&args),
+    use wire::Wire;
+    let workload = if args.all { None } else { args.workload };
+    let result = match workload {
+        None => wire::run(&args, &[Wire::W1, Wire::W2, Wire::W3]).map(drop),
+        Some(Workload::W1) => wire::run(&args, &[Wire::W1]).map(drop),
+        Some(Workload::W2) => wire::run(&args, &[Wire::W2]).map(drop),
+        Some(Workload::W3) => wire::run(&args, &[Wire::W3]).map(drop),
+        Some(Workload::Peers) => wire::run(&args, &[Wire::W1, Wire::W2, Wire::W3]).map(drop),
+        Some(Workload::Failover) => failover::run(&args),
+        Some(Workload::Index) => index::run(&args),
+        Some(Workload::Idle) => idle::run(&args),
     };
     if let Err(e) = result {
         eprintln!("FAIL {e}");

@@ -66,7 +66,7 @@ impl Line {
     }
 
     /// The same fields under another kind.
-    pub fn as_kind(mut self, kind: &'static str) -> Line {
+    pub fn into_kind(mut self, kind: &'static str) -> Line {
         self.kind = kind;
         self
     }
@@ -93,7 +93,7 @@ pub fn median(runs: &[Line]) -> Line {
     let Some(first) = runs.first() else {
         return Line::new("RESULT");
     };
-    let mut out = first.clone().as_kind("RESULT");
+    let mut out = first.clone().into_kind("RESULT");
     for (key, _) in &first.fields {
         let mut values: Vec<f64> = runs.iter().filter_map(|l| l.get(key)).collect();
         if values.len() != runs.len() {

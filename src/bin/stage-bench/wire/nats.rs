@@ -1,0 +1,165 @@
+//! NATS text protocol, as much as the workloads use: `CONNECT`, `SUB`, `PUB` with a reply
+//! subject, `MSG`, `PING`/`PONG`, `-ERR`.
+
+use std::ops::Range;
+
+use super::{find_crlf, Event, Role};
+
+#[derive(Clone)]
+pub struct Codec {
+    /// Where `publish` sends, and the reply subject it names.
+    subject: String,
+    reply: Option<String>,
+    /// The subscription: every MSG must carry it.
+    subscribed: String,
+}
+
+/// What a connection sends after the server's INFO: its options, its subscription, and a PING
+/// whose PONG confirms both.
+pub fn setup(role: &Role) -> (Codec, Vec<u8>) {
+    let mut out =
+        br#"CONNECT {"verbose":false,"pedantic":false,"name":"peerbench","lang":"rust","protocol":1,"echo":true}"#
+            .to_vec();
+    out.extend_from_slice(b"\r\n");
+    if let Some(s) = role.subscribe {
+        out.extend_from_slice(format!("SUB {s} 1\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"PING\r\n");
+    let codec = Codec {
+        subject: role.publish.unwrap_or_default().to_owned(),
+        reply: role.reply.map(str::to_owned),
+        subscribed: role.subscribe.unwrap_or_default().to_owned(),
+    };
+    (codec, out)
+}
+
+impl Codec {
+    pub fn publish(&self, out: &mut Vec<u8>, payload: &[u8]) {
+        put(
+            out,
+            self.subject.as_bytes(),
+            self.reply.as_deref().map(str::as_bytes),
+            payload,
+        );
+    }
+
+    pub fn answer(&self, out: &mut Vec<u8>, reply: &[u8], payload: &[u8]) {
+        put(out, reply, None, payload);
+    }
+
+    pub fn ping(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"PING\r\n");
+    }
+
+    pub fn pong(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"PONG\r\n");
+    }
+
+    /// The event at the start of `buf`, or `None` while it is incomplete.
+    pub fn parse(&self, buf: &[u8]) -> Result<Option<(usize, Event)>, String> {
+        let Some(eol) = find_crlf(buf) else {
+            return Ok(None);
+        };
+        let line = &buf[..eol];
+        let after = eol + 2;
+        let event = if let Some(args) = line.strip_prefix(b"MSG ") {
+            // MSG <subject> <sid> [reply-to] <#bytes>
+            let (words, n) = words::<4>(args);
+            let (subject, reply, len) = match n {
+                3 => (&words[0], 0..0, &words[2]),
+                4 => (&words[0], words[2].clone(), &words[3]),
+                _ => return Err(format!("bad MSG line {}", String::from_utf8_lossy(line))),
+            };
+            if args[subject.clone()] != *self.subscribed.as_bytes() {
+                return Err(format!(
+                    "MSG on an unexpected subject: {}",
+                    String::from_utf8_lossy(line)
+                ));
+            }
+            let len = parse_decimal(&args[len.clone()]).ok_or("bad MSG length")?;
+            if buf.len() < after + len + 2 {
+                return Ok(None);
+            }
+            let end = after + len;
+            // `reply` is relative to `args`, which starts after "MSG ".
+            let reply = reply.start + 4..reply.end + 4;
+            return Ok(Some((
+                end + 2,
+                Event::Message {
+                    payload: after..end,
+                    reply,
+                },
+            )));
+        } else if line == b"PING" {
+            Event::Ping(0)
+        } else if line == b"PONG" {
+            Event::Pong
+        } else if line.starts_with(b"-ERR") {
+            return Err(format!("nats: {}", String::from_utf8_lossy(line)));
+        } else {
+            // INFO, +OK.
+            Event::Other
+        };
+        Ok(Some((after, event)))
+    }
+}
+
+fn put(out: &mut Vec<u8>, subject: &[u8], reply: Option<&[u8]>, payload: &[u8]) {
+    out.extend_from_slice(b"PUB ");
+    out.extend_from_slice(subject);
+    if let Some(r) = reply {
+        out.push(b' ');
+        out.extend_from_slice(r);
+    }
+    out.push(b' ');
+    push_decimal(out, payload.len());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The ranges of the first `N` space-separated words of `s`, and how many words there are
+/// (more than `N` counts as `N + 1`).
+fn words<const N: usize>(s: &[u8]) -> ([Range<usize>; N], usize) {
+    let mut out: [Range<usize>; N] = std::array::from_fn(|_| 0..0);
+    let mut n = 0;
+    let mut start = None;
+    for (i, &b) in s.iter().chain(std::iter::once(&b' ')).enumerate() {
+        match (b == b' ', start) {
+            (false, None) => start = Some(i),
+            (true, Some(st)) => {
+                if n < N {
+                    out[n] = st..i;
+                }
+                n = (n + 1).min(N + 1);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    (out, n)
+}
+
+pub fn push_decimal(out: &mut Vec<u8>, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+pub fn parse_decimal(s: &[u8]) -> Option<usize> {
+    if s.is_empty() || s.len() > 18 {
+        return None;
+    }
+    s.iter().try_fold(0usize, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + (b - b'0') as usize)
+    })
+}
