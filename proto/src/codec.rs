@@ -7,6 +7,19 @@ use crate::error::FrameError;
 use crate::frame::Frame;
 use crate::header::{Header, HEADER_LEN};
 
+/// Room the next read gets at least: the stream is read in large slices, so a burst of small
+/// frames costs one `read` per this many bytes, not one per leftover fragment of the buffer.
+const READ_ROOM: usize = 64 * 1024;
+
+/// Makes room before a read for the whole of a frame of `frame_len` bytes (reserved once,
+/// not grown read by read) and at least [`READ_ROOM`].
+fn read_room(src: &mut BytesMut, frame_len: usize) {
+    let want = frame_len.saturating_sub(src.len()).max(READ_ROOM);
+    if src.capacity() - src.len() < want {
+        src.reserve(want);
+    }
+}
+
 /// Default maximum frame size (length prefix excluded): 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
@@ -42,6 +55,7 @@ impl Decoder for FrameCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, std::io::Error> {
         let Some(prefix) = src.get(..4) else {
+            read_room(src, 4);
             return Ok(None);
         };
         let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
@@ -56,8 +70,7 @@ impl Decoder for FrameCodec {
             return Err(FrameError::TooShort { len }.into());
         }
         if src.len() < 4 + len {
-            // Reserve once for the whole frame instead of growing read by read.
-            src.reserve(4 + len - src.len());
+            read_room(src, 4 + len);
             return Ok(None);
         }
         // Check the header before taking the bytes, so an error leaves nothing half-consumed.

@@ -23,7 +23,11 @@ const MISSED: u32 = 3;
 #[derive(Debug)]
 pub struct Liveness {
     epoch: Instant,
+    /// The last check that found a frame had arrived since the one before.
     last_heard_ms: AtomicU64,
+    /// A frame arrived since the last check. `heard` runs for every frame on the hot path, so
+    /// it only sets this flag; the check, a few times a window, reads the clock.
+    fresh: AtomicBool,
     silent: AtomicBool,
 }
 
@@ -32,6 +36,7 @@ impl Default for Liveness {
         Liveness {
             epoch: Instant::now(),
             last_heard_ms: AtomicU64::new(0),
+            fresh: AtomicBool::new(false),
             silent: AtomicBool::new(false),
         }
     }
@@ -53,9 +58,10 @@ impl Liveness {
 
     /// Records that a frame arrived; `Some(Back)` if the peer had been silent.
     pub fn heard(&self) -> Option<Change> {
-        self.last_heard_ms.store(self.now_ms(), Ordering::Relaxed);
-        self.silent
-            .swap(false, Ordering::Relaxed)
+        if !self.fresh.load(Ordering::Relaxed) {
+            self.fresh.store(true, Ordering::Relaxed);
+        }
+        (self.silent.load(Ordering::Relaxed) && self.silent.swap(false, Ordering::Relaxed))
             .then_some(Change::Back)
     }
 
@@ -66,9 +72,14 @@ impl Liveness {
 
     /// `Some(Silent)` when the peer has been quiet for `window` and was not silent before.
     pub fn check(&self, window: Duration) -> Option<Change> {
-        let quiet = self
-            .now_ms()
-            .saturating_sub(self.last_heard_ms.load(Ordering::Relaxed));
+        let now = self.now_ms();
+        // Frames count as heard at the check that finds them: a peer that stops is declared
+        // silent at most one check interval (a fifth of the window) later than by its last
+        // frame's own time, still within the window.
+        if self.fresh.swap(false, Ordering::Relaxed) {
+            self.last_heard_ms.store(now, Ordering::Relaxed);
+        }
+        let quiet = now.saturating_sub(self.last_heard_ms.load(Ordering::Relaxed));
         if quiet < window.as_millis() as u64 {
             return None;
         }

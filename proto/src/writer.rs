@@ -1,26 +1,26 @@
-//! The write side of a link: a queue capped in bytes, and one task per connection draining it
-//! into the socket.
+//! The write side of a link: an output buffer capped in bytes, and one task per connection
+//! writing it into the socket.
 //!
 //! The cap is what keeps a peer that stops reading from growing its sender's memory without
-//! bound: once that many bytes wait, new messages are refused ([`Push::Full`]) and the sender
-//! is told (NACK, overload signal) instead (DESIGN §8). Control frames (heartbeats, handshake,
-//! class maps) are small and always queued.
+//! bound: once that many bytes wait, new messages are refused ([`Push::Full`]) or their sender
+//! waits for room ([`QueueTx::push_waiting`]), and the sender is told (NACK, overload signal)
+//! (DESIGN §8). Control frames (heartbeats, handshake, class maps) are small and always queued.
 //!
-//! Frames are copied into a buffered writer back to back and flushed only when the queue runs
-//! dry, so a burst of small frames costs one `write` syscall instead of one per frame, while a
-//! lone frame still goes out at once.
+//! A frame is copied into the buffer under a short lock — its only copy on the way through a
+//! router — with no allocation, channel node or reference count per frame. The writer task
+//! swaps the whole buffer out and writes it with one `write` call, so a burst of frames costs
+//! one syscall however many frames it holds, while a lone frame still goes out at once. The
+//! writer is woken only when the buffer goes from empty to not empty.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
-/// Bytes buffered before a write is forced even if more frames are queued.
-const WRITE_BUFFER: usize = 64 * 1024;
+/// A writer's spare buffer larger than this after a burst is given back.
+const KEEP_CAPACITY: usize = 256 * 1024;
 
 /// Default cap of a link's queue.
 pub const DEFAULT_LINK_BUFFER: usize = 8 * 1024 * 1024;
@@ -38,10 +38,18 @@ pub enum Push {
 /// What both ends of a queue share.
 #[derive(Debug, Default)]
 struct Shared {
-    /// Bytes waiting to be written.
+    /// Frames waiting to be written, back to back.
+    out: Mutex<Vec<u8>>,
+    /// `out`'s length, readable without the lock.
     queued: AtomicUsize,
-    /// A sender waits for room ([`QueueTx::push_waiting`]): the writer wakes it after each
-    /// flush. Checked first so the writer takes no lock when nobody waits.
+    /// Wakes the writer task when `out` stops being empty.
+    ready: Notify,
+    /// The writer is gone: pushes fail.
+    closed: AtomicBool,
+    /// Live [`QueueTx`] handles: the writer ends when the last one is gone and all is written.
+    senders: AtomicUsize,
+    /// A sender waits for room ([`QueueTx::push_waiting`]): the writer wakes it when it takes
+    /// the buffer. Checked first so the writer takes no lock when nobody waits.
     waiting: AtomicBool,
     drained: Notify,
     /// The reader made no progress while a sender waited: senders are refused at once until
@@ -50,37 +58,62 @@ struct Shared {
 }
 
 /// The sending end of a link's queue.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct QueueTx {
-    tx: UnboundedSender<Bytes>,
     shared: Arc<Shared>,
     cap: usize,
 }
 
-/// The receiving end, for [`write_frames`].
+impl Clone for QueueTx {
+    fn clone(&self) -> Self {
+        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        QueueTx {
+            shared: self.shared.clone(),
+            cap: self.cap,
+        }
+    }
+}
+
+impl Drop for QueueTx {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.ready.notify_one();
+        }
+    }
+}
+
+/// The writing end, for [`write_frames`]; dropping it closes the queue.
 #[derive(Debug)]
 pub struct QueueRx {
-    rx: UnboundedReceiver<Bytes>,
     shared: Arc<Shared>,
+}
+
+impl Drop for QueueRx {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        // Senders waiting for room learn that none will come.
+        self.shared.drained.notify_waiters();
+    }
 }
 
 /// A queue that refuses messages once `cap` bytes wait in it.
 pub fn queue(cap: usize) -> (QueueTx, QueueRx) {
-    let (tx, rx) = unbounded_channel();
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared {
+        senders: AtomicUsize::new(1),
+        ..Shared::default()
+    });
     (
         QueueTx {
-            tx,
             shared: shared.clone(),
             cap,
         },
-        QueueRx { rx, shared },
+        QueueRx { shared },
     )
 }
 
 impl QueueTx {
     /// Queues a message frame unless the queue is full.
-    pub fn push(&self, frame: Bytes) -> Push {
+    pub fn push(&self, frame: &[u8]) -> Push {
         if !self.has_room(frame.len()) {
             return Push::Full;
         }
@@ -99,7 +132,7 @@ impl QueueTx {
     /// whose reader made no progress for `patience` is stalled: it refuses this frame and,
     /// without waiting, every frame until it has drained to half its cap, so a consumer that
     /// stopped reading cannot hold its producers up.
-    pub async fn push_waiting(&self, frame: Bytes, patience: Duration) -> Push {
+    pub async fn push_waiting(&self, frame: &[u8], patience: Duration) -> Push {
         let s = &self.shared;
         if s.stalled.load(Ordering::Relaxed) {
             if s.queued.load(Ordering::Relaxed) > self.cap / 2 {
@@ -112,11 +145,8 @@ impl QueueTx {
             tokio::pin!(drained);
             drained.as_mut().enable();
             s.waiting.store(true, Ordering::SeqCst);
-            if self.has_room(frame.len()) {
+            if self.has_room(frame.len()) || s.closed.load(Ordering::SeqCst) {
                 return self.control(frame);
-            }
-            if self.tx.is_closed() {
-                return Push::Closed;
             }
             if tokio::time::timeout(patience, drained).await.is_err() {
                 s.stalled.store(true, Ordering::Relaxed);
@@ -126,16 +156,22 @@ impl QueueTx {
     }
 
     /// Queues a control frame whatever the cap.
-    pub fn control(&self, frame: Bytes) -> Push {
-        let len = frame.len();
-        self.shared.queued.fetch_add(len, Ordering::Relaxed);
-        match self.tx.send(frame) {
-            Ok(()) => Push::Queued,
-            Err(_) => {
-                self.shared.queued.fetch_sub(len, Ordering::Relaxed);
-                Push::Closed
-            }
+    pub fn control(&self, frame: &[u8]) -> Push {
+        let s = &self.shared;
+        if s.closed.load(Ordering::Relaxed) {
+            return Push::Closed;
         }
+        let was_empty = {
+            let mut out = s.out.lock().expect("queue lock");
+            let was_empty = out.is_empty();
+            out.extend_from_slice(frame);
+            s.queued.store(out.len(), Ordering::SeqCst);
+            was_empty
+        };
+        if was_empty {
+            s.ready.notify_one();
+        }
+        Push::Queued
     }
 
     /// Bytes waiting to be written.
@@ -145,30 +181,46 @@ impl QueueTx {
 }
 
 impl QueueRx {
-    /// Takes `frame` off the count, and wakes senders waiting for room at once: the write that
-    /// follows may wait a long time for a slow reader, while the queue has room already.
-    fn took(&self, frame: &Bytes) {
+    /// Swaps the waiting frames into `batch` (empty), waiting until there are some; false
+    /// once every sender is gone and everything was taken.
+    async fn take(&self, batch: &mut Vec<u8>) -> bool {
         let s = &self.shared;
-        // SeqCst (free on x86 for read-modify-write) orders this before the check of
-        // `waiting`, so a sender that set `waiting` and then found no room is always woken.
-        s.queued.fetch_sub(frame.len(), Ordering::SeqCst);
+        loop {
+            {
+                let mut out = s.out.lock().expect("queue lock");
+                if out.is_empty() && s.senders.load(Ordering::Acquire) == 0 {
+                    return false;
+                }
+                if !out.is_empty() {
+                    std::mem::swap(&mut *out, batch);
+                    // SeqCst (free on x86 for a store followed by the check below) orders this
+                    // before the check of `waiting`, so a sender that set `waiting` and then
+                    // found no room is always woken.
+                    s.queued.store(0, Ordering::SeqCst);
+                    break;
+                }
+            }
+            // A push between the check and this wait leaves a permit: nothing is missed.
+            s.ready.notified().await;
+        }
         if s.waiting.load(Ordering::SeqCst) && s.waiting.swap(false, Ordering::SeqCst) {
             s.drained.notify_waiters();
         }
+        true
     }
 }
 
-/// Writes every frame from `rx` to `w` until the queue closes or the socket fails.
-pub async fn write_frames<W: AsyncWrite + Unpin>(mut rx: QueueRx, w: W) -> std::io::Result<()> {
-    let mut w = BufWriter::with_capacity(WRITE_BUFFER, w);
-    while let Some(frame) = rx.rx.recv().await {
-        rx.took(&frame);
-        w.write_all(&frame).await?;
-        while let Ok(frame) = rx.rx.try_recv() {
-            rx.took(&frame);
-            w.write_all(&frame).await?;
-        }
+/// Writes everything queued on `rx` to `w` until every sender is gone and all is written, or
+/// the socket fails.
+pub async fn write_frames<W: AsyncWrite + Unpin>(rx: QueueRx, mut w: W) -> std::io::Result<()> {
+    let mut batch = Vec::new();
+    while rx.take(&mut batch).await {
+        w.write_all(&batch).await?;
         w.flush().await?;
+        batch.clear();
+        if batch.capacity() > KEEP_CAPACITY {
+            batch = Vec::new();
+        }
     }
     Ok(())
 }
@@ -180,21 +232,21 @@ mod tests {
     #[test]
     fn the_cap_refuses_messages_but_not_control_frames() {
         let (tx, _rx) = queue(10);
-        assert_eq!(tx.push(Bytes::from_static(b"12345678")), Push::Queued);
-        assert_eq!(tx.push(Bytes::from_static(b"123")), Push::Full);
-        assert_eq!(tx.control(Bytes::from_static(b"123")), Push::Queued);
+        assert_eq!(tx.push(b"12345678"), Push::Queued);
+        assert_eq!(tx.push(b"123"), Push::Full);
+        assert_eq!(tx.control(b"123"), Push::Queued);
         assert_eq!(tx.queued(), 11);
     }
 
     #[tokio::test]
     async fn a_sender_waits_for_a_draining_reader() {
         let (tx, rx) = queue(10);
-        assert_eq!(tx.push(Bytes::from_static(b"12345678")), Push::Queued);
+        assert_eq!(tx.push(b"12345678"), Push::Queued);
         let writer = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
             write_frames(rx, tokio::io::sink()).await
         });
-        let push = tx.push_waiting(Bytes::from_static(b"123"), Duration::from_secs(30));
+        let push = tx.push_waiting(b"123", Duration::from_secs(30));
         assert_eq!(push.await, Push::Queued);
         writer.abort();
     }
@@ -202,8 +254,8 @@ mod tests {
     #[tokio::test]
     async fn a_reader_that_stopped_stalls_its_queue_until_it_drained() {
         let (tx, rx) = queue(10);
-        assert_eq!(tx.push(Bytes::from_static(b"12345678")), Push::Queued);
-        let frame = || Bytes::from_static(b"123");
+        assert_eq!(tx.push(b"12345678"), Push::Queued);
+        let frame = || &b"123"[..];
         let patience = Duration::from_millis(20);
         assert_eq!(tx.push_waiting(frame(), patience).await, Push::Full);
         // Stalled: refused without waiting out a long patience.

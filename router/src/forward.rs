@@ -1,6 +1,6 @@
 //! The hot path: pick the target(s) of a message and queue the very bytes that arrived.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use stage_proto::frame::{self, Frame};
@@ -8,7 +8,8 @@ use stage_proto::writer::Push;
 use stage_proto::{Flags, FrameError, Header, Kind, NackReason};
 
 use crate::link::Link;
-use crate::table::{Pick, Request, Table};
+use crate::snapshot::Snapshot;
+use crate::table::{Member, Pick, Request, Table};
 
 /// How long a sender waits for room in a full queue whose node makes no progress reading it,
 /// before that queue counts as stalled and its messages are refused. Progress is seen when the
@@ -51,14 +52,14 @@ pub fn forward(table: &Table, frame: &Frame, from: &Link) -> Result<Attempt, Fra
     };
     let mut delivered = 0usize;
     let mut blocked = Vec::new();
-    let mut offer = |link: &Arc<Link>| match link.forward(frame.raw.clone()) {
+    let mut offer = |link: &Arc<Link>| match link.forward(&frame.raw) {
         Push::Queued => delivered += 1,
         Push::Full => blocked.push(link.clone()),
         Push::Closed => {}
     };
     match table.pick(&req) {
         Pick::One(link) => offer(link),
-        Pick::All(links) => links.into_iter().for_each(&mut offer),
+        Pick::All(members) => members.iter().filter_map(Member::live).for_each(&mut offer),
         Pick::None => {}
     }
     if !blocked.is_empty() {
@@ -76,7 +77,7 @@ pub fn forward(table: &Table, frame: &Frame, from: &Link) -> Result<Attempt, Fra
 /// [`stage_proto::writer::QueueTx::push_waiting`]). Either way the sender gets an overload
 /// signal (at most one per interval).
 pub async fn deliver_blocked(
-    table: &RwLock<Table>,
+    table: &Snapshot<Table>,
     frame: &Frame,
     from: &Link,
     links: Vec<Arc<Link>>,
@@ -89,10 +90,7 @@ pub async fn deliver_blocked(
     }
     let mut full = false;
     for link in links {
-        match link
-            .forward_waiting(frame.raw.clone(), STALL_PATIENCE)
-            .await
-        {
+        match link.forward_waiting(&frame.raw, STALL_PATIENCE).await {
             Push::Queued => delivered += 1,
             Push::Full => full = true,
             Push::Closed => {}
@@ -100,13 +98,7 @@ pub async fn deliver_blocked(
     }
     // The wait was the router's choice, not the sender's silence.
     from.liveness.heard();
-    settle(
-        &table.read().expect("table lock"),
-        frame,
-        from,
-        delivered,
-        full,
-    )
+    settle(&table.load(), frame, from, delivered, full)
 }
 
 /// The outcome of a message that reached `delivered` targets; `full`: some refused it.
@@ -128,7 +120,7 @@ fn settle(table: &Table, frame: &Frame, from: &Link, delivered: usize, full: boo
     if h.flags.has(Flags::WANT_NACK) {
         // A NACK is as large as its message: it goes through the sender's cap too, so a
         // sender that does not read cannot grow the router with NACKs.
-        if from.forward(nack(h, frame.body(), reason)) == Push::Full {
+        if from.forward(&nack(h, frame.body(), reason)) == Push::Full {
             return Outcome::Dropped(reason);
         }
         Outcome::Nacked(reason)

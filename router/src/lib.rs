@@ -12,6 +12,7 @@ pub mod ring;
 pub mod script;
 pub mod server;
 pub mod session;
+pub mod snapshot;
 pub mod table;
 
 use std::ffi::OsString;

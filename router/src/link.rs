@@ -68,11 +68,11 @@ impl Link {
         if !self.is_alive() {
             return false;
         }
-        self.settle(self.tx.control(frame)) == Push::Queued
+        self.settle(self.tx.control(&frame)) == Push::Queued
     }
 
     /// Queues a message, unless the node has not read the link's whole buffer yet.
-    pub fn forward(&self, frame: Bytes) -> Push {
+    pub fn forward(&self, frame: &[u8]) -> Push {
         if !self.is_alive() {
             return Push::Closed;
         }
@@ -81,7 +81,7 @@ impl Link {
 
     /// Queues a message, waiting for room while the node reads (see
     /// [`stage_proto::writer::QueueTx::push_waiting`]).
-    pub async fn forward_waiting(&self, frame: Bytes, patience: Duration) -> Push {
+    pub async fn forward_waiting(&self, frame: &[u8], patience: Duration) -> Push {
         if !self.is_alive() {
             return Push::Closed;
         }

@@ -11,7 +11,7 @@ use stage_proto::ServiceId;
 pub const POINTS: u32 = 64;
 
 /// Sorted `(point, member)` pairs.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Ring {
     points: Vec<(u64, ServiceId)>,
 }

@@ -111,9 +111,10 @@ fn install_api(lua: &Lua, router: Weak<Router>) -> mlua::Result<()> {
         "master",
         lua.create_function(move |_, (class, token): (i64, Option<u32>)| {
             let router = router_of(&r)?;
-            let mut table = router.table.write().expect("table lock");
-            table
-                .set_master(class_arg(class)?, token.unwrap_or(0))
+            let class = class_arg(class)?;
+            router
+                .table
+                .update(|t| t.set_master(class, token.unwrap_or(0)))
                 .map_err(mlua::Error::runtime)
         })?,
     )?;
@@ -128,9 +129,10 @@ fn install_api(lua: &Lua, router: Weak<Router>) -> mlua::Result<()> {
                 ))
             })?;
             let router = router_of(&r)?;
-            let mut table = router.table.write().expect("table lock");
-            table
-                .set_mode(class_arg(class)?, m)
+            let class = class_arg(class)?;
+            router
+                .table
+                .update(|t| t.set_mode(class, m))
                 .map_err(mlua::Error::runtime)
         })?,
     )?;
@@ -150,7 +152,7 @@ fn install_api(lua: &Lua, router: Weak<Router>) -> mlua::Result<()> {
         "name",
         lua.create_function(move |_, class: i64| {
             let router = router_of(&r)?;
-            let table = router.table.read().expect("table lock");
+            let table = router.table.load();
             Ok(table.class(class_arg(class)?).map(|c| c.name.clone()))
         })?,
     )?;
@@ -163,7 +165,7 @@ fn install_api(lua: &Lua, router: Weak<Router>) -> mlua::Result<()> {
             // Copy out first: building Lua tables can run finalizers that call router.* and
             // would deadlock on the table lock.
             let members: Vec<(u32, u32, bool)> = {
-                let table = router.table.read().expect("table lock");
+                let table = router.table.load();
                 table.class(class_arg(class)?).map_or_else(Vec::new, |c| {
                     c.members
                         .iter()

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use stage_proto::handshake::ClassMap;
 use stage_proto::ServiceId;
@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use crate::link::Link;
 use crate::script::Script;
 use crate::session;
+use crate::snapshot::Snapshot;
 use crate::table::Table;
 
 /// Settings fixed at start-up.
@@ -35,7 +36,8 @@ pub struct Control {
 
 /// Everything the links share.
 pub struct Router {
-    pub table: RwLock<Table>,
+    /// Read per message without a lock; changed by the control script (copy-on-write).
+    pub table: Snapshot<Table>,
     /// Ordered-lock queues (`>NAME.cb`).
     pub locks: Arc<crate::locks::Locks>,
     pub control: Mutex<Option<Control>>,
@@ -67,10 +69,7 @@ impl Router {
                     .ok_or_else(|| format!("no link with token {t}"))?,
             ),
         };
-        self.table
-            .write()
-            .expect("table lock")
-            .route(id, link, token.is_none())
+        self.table.update(|t| t.route(id, link, token.is_none()))
     }
 
     /// Calls a control-script event handler with a link token (under the control lock).
@@ -85,7 +84,7 @@ impl Router {
         if name.is_empty() || name.len() > 255 {
             return Err(format!("stage name '{name}' must be 1..255 bytes"));
         }
-        let (class, created) = self.table.write().expect("table lock").ensure_class(name)?;
+        let (class, created) = self.table.update(|t| t.ensure_class(name))?;
         if created {
             let frame = ClassMap {
                 classes: vec![(name.to_owned(), class as u32)],
@@ -110,7 +109,7 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| format!("listener address: {e}"))?;
     let router = Arc::new(Router {
-        table: RwLock::new(Table::default()),
+        table: Snapshot::new(Table::default()),
         locks: Arc::default(),
         control: Mutex::new(None),
         links: Mutex::new(HashMap::new()),

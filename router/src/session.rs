@@ -18,6 +18,7 @@ use tokio_util::codec::FramedRead;
 use crate::forward::{deliver_blocked, forward, Attempt, Outcome};
 use crate::link::Link;
 use crate::server::Router;
+use crate::snapshot::Cached;
 
 /// How long a new connection may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -177,7 +178,7 @@ fn register(
     let welcome = Welcome {
         instance,
         stages: stages.iter().map(|(n, id, _)| (n.clone(), id.0)).collect(),
-        classes: router.table.read().expect("table lock").class_list(),
+        classes: router.table.load().class_list(),
         proof,
     };
     // Nothing below can fail: the link is recorded only once it is certain to be welcomed.
@@ -235,6 +236,7 @@ async fn read_loop(
     instance: u32,
     reader: &mut Reader,
 ) -> String {
+    let mut table = Cached::new(&router.table);
     while let Some(item) = reader.next().await {
         let frame = match item {
             Ok(f) => f,
@@ -257,7 +259,7 @@ async fn read_loop(
                         ),
                     );
                 }
-                let attempt = forward(&router.table.read().expect("table lock"), &frame, link);
+                let attempt = forward(table.get(&router.table), &frame, link);
                 let outcome = match attempt {
                     Ok(Attempt::Done(o)) => Ok(o),
                     Ok(Attempt::Blocked { links, delivered }) => {

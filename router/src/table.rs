@@ -25,13 +25,14 @@ pub struct Member {
 }
 
 impl Member {
-    fn live(&self) -> Option<&Arc<Link>> {
+    /// The member's link if the modes may pick it.
+    pub fn live(&self) -> Option<&Arc<Link>> {
         self.link.as_ref().filter(|l| l.is_serving())
     }
 }
 
 /// A class: every registered instance of one stage name.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Class {
     pub name: String,
     pub mode: Mode,
@@ -39,7 +40,18 @@ pub struct Class {
     /// Token set by `router.master(class, token)`; 0 = the lowest live id.
     pub master: u32,
     ring: Ring,
-    cursor: AtomicUsize,
+    cursor: Cursor,
+}
+
+/// A round-robin position, shared by every reader of a table version; a new version starts it
+/// where the old one was.
+#[derive(Debug, Default)]
+struct Cursor(AtomicUsize);
+
+impl Clone for Cursor {
+    fn clone(&self) -> Self {
+        Cursor(AtomicUsize::new(self.0.load(Ordering::Relaxed)))
+    }
 }
 
 impl Class {
@@ -50,7 +62,7 @@ impl Class {
             members: Vec::new(),
             master: 0,
             ring: Ring::default(),
-            cursor: AtomicUsize::new(0),
+            cursor: Cursor::default(),
         }
     }
 
@@ -65,7 +77,8 @@ impl Class {
 /// Where a frame should go.
 pub enum Pick<'a> {
     One(&'a Arc<Link>),
-    All(Vec<&'a Arc<Link>>),
+    /// Every live member (broadcast): the caller walks them, so nothing is allocated.
+    All(&'a [Member]),
     None,
 }
 
@@ -78,10 +91,11 @@ pub struct Request<'a> {
     pub from: &'a Link,
 }
 
-/// The whole table: 256 class slots and the name index.
-#[derive(Debug)]
+/// The whole table: 256 class slots and the name index. Cloned on every change (see
+/// [`crate::snapshot`]): classes are shared between versions until one is changed.
+#[derive(Debug, Clone)]
 pub struct Table {
-    classes: Vec<Option<Class>>,
+    classes: Vec<Option<Arc<Class>>>,
     names: HashMap<String, u8>,
 }
 
@@ -101,7 +115,7 @@ impl Table {
     }
 
     pub fn class(&self, class: u8) -> Option<&Class> {
-        self.classes[class as usize].as_ref()
+        self.classes[class as usize].as_deref()
     }
 
     /// The class number of `name`, creating the class if needed. `Ok((class, created))`.
@@ -112,7 +126,7 @@ impl Table {
         let free = (1..=255u8)
             .find(|c| self.classes[*c as usize].is_none())
             .ok_or_else(|| format!("cannot add stage '{name}': all 255 classes are in use"))?;
-        self.classes[free as usize] = Some(Class::new(name.to_owned()));
+        self.classes[free as usize] = Some(Arc::new(Class::new(name.to_owned())));
         self.names.insert(name.to_owned(), free);
         Ok((free, true))
     }
@@ -131,6 +145,7 @@ impl Table {
     fn class_mut(&mut self, class: u8) -> Result<&mut Class, String> {
         self.classes[class as usize]
             .as_mut()
+            .map(Arc::make_mut)
             .ok_or_else(|| format!("class {class} does not exist (use router.class(name))"))
     }
 
@@ -226,14 +241,8 @@ impl Table {
             }
             Mode::Random if all_busy() => random(live()),
             Mode::Random => random(idle()),
-            Mode::Broadcast => {
-                let all: Vec<_> = live().collect();
-                if all.is_empty() {
-                    Pick::None
-                } else {
-                    Pick::All(all)
-                }
-            }
+            Mode::Broadcast if live().next().is_none() => Pick::None,
+            Mode::Broadcast => Pick::All(&class.members),
         }
     }
 }
@@ -252,10 +261,11 @@ fn round_robin<'a>(
     candidates: impl Iterator<Item = &'a Arc<Link>> + Clone,
 ) -> Pick<'a> {
     let n = candidates.clone().count();
-    if n == 0 {
-        return Pick::None;
+    if n <= 1 {
+        // A lone member needs no turn (and no write to the shared cursor).
+        return candidates.clone().next().map_or(Pick::None, Pick::One);
     }
-    let k = class.cursor.fetch_add(1, Ordering::Relaxed) % n;
+    let k = class.cursor.0.fetch_add(1, Ordering::Relaxed) % n;
     candidates.clone().nth(k).map_or(Pick::None, Pick::One)
 }
 

@@ -191,7 +191,7 @@ async fn heartbeat(window: Duration, link: Arc<RouterLink>) {
     heartbeat::run(
         &link.liveness,
         window,
-        |ping| link.tx.control(ping) != Push::Closed,
+        |ping| link.tx.control(&ping) != Push::Closed,
         |_| {
             log::warn!(
                 "router {} silent (heartbeat window {window:?}): sending through another router until it speaks again",
@@ -262,7 +262,7 @@ async fn read_loop(cluster: &Cluster, link: &RouterLink, reader: &mut Reader) ->
                 Err(e) => return format!("bad class map: {e}"),
             },
             Kind::Ping => {
-                link.tx.control(heartbeat::pong(h.key));
+                link.tx.control(&heartbeat::pong(h.key));
             }
             Kind::Pong => {}
             Kind::Overload => {

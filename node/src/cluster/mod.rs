@@ -162,7 +162,7 @@ impl Cluster {
             let mut h = Header::new(Kind::Busy);
             h.mode = u8::from(busy);
             h.source = ServiceId::new(class, instance).unwrap_or_default();
-            link.tx.control(frame::finish(frame::begin(0), h).raw);
+            link.tx.control(&frame::finish(frame::begin(0), h).raw);
         }
     }
 
@@ -245,7 +245,7 @@ impl Cluster {
         header.source = ServiceId::new(source_class, instance).unwrap_or_default();
         let frame = frame::finish(buf, header);
         // A refused frame comes back as its bytes (rare: copying is fine) for the NACK.
-        match link.tx.push(frame.raw.clone()) {
+        match link.tx.push(&frame.raw) {
             Push::Queued => Ok(()),
             // The router is not reading fast enough: refuse rather than queue without bound.
             Push::Full => Err(Undelivered {

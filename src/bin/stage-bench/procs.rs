@@ -14,7 +14,18 @@ pub struct Process {
 }
 
 impl Drop for Process {
+    /// Asks the process to stop (SIGTERM), so a server run under a profiler writes its
+    /// profile, and kills it if it has not exited within a few seconds.
     fn drop(&mut self) {
+        // SAFETY: kill only sends a signal to our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
