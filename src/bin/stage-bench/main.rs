@@ -4,11 +4,12 @@
 //!
 //! Workloads so far: [`failover`] (master/slave fail-over times), [`index`] (the leaderboard
 //! service against Redis sorted sets) and [`idle`] (memory per idle broker connection, beside
-//! Redis's).
+//! Redis's), and the Lua-level workloads [`lua`] (L1–L4, the idle node's memory).
 
 mod failover;
 mod idle;
 mod index;
+mod lua;
 mod procs;
 mod redis;
 mod report;
@@ -21,6 +22,11 @@ enum Workload {
     Failover,
     Index,
     Idle,
+    L1,
+    L2,
+    L3,
+    L4,
+    Node,
 }
 
 /// Benchmarks stage on real router and node processes on 127.0.0.1.
@@ -55,6 +61,9 @@ pub struct Args {
     /// idle: connections held open.
     #[arg(long, default_value_t = 10_000)]
     conns: usize,
+    /// Overrides the workload's message (call, job) count, e.g. for smoke tests.
+    #[arg(long)]
+    messages: Option<u64>,
 }
 
 fn main() {
@@ -63,6 +72,11 @@ fn main() {
         Workload::Failover => failover::run(&args),
         Workload::Index => index::run(&args),
         Workload::Idle => idle::run(&args),
+        Workload::L1 => lua::run_l1(&args),
+        Workload::L2 => lua::run_l2(&args),
+        Workload::L3 => lua::run_l3(&args),
+        Workload::L4 => lua::run_l4(&args),
+        Workload::Node => lua::run_node(&args),
     };
     if let Err(e) = result {
         eprintln!("FAIL {e}");
