@@ -1,7 +1,7 @@
 //! L4: `N` jobs `stage.submit(k, job, k, j)` over [`KEYS`] keys on the worker pool; job `j` of
 //! key `k` checks in the process store that the key's last job was `j - 1` — a job that runs
 //! out of order, twice or never is seen — and stores `j`. The stage keeps at most [`WINDOW`]
-//! jobs queued: it polls the per-key counters every millisecond and submits more.
+//! jobs queued: it polls the per-key counters every [`POLL_MS`] ms and submits more.
 
 use crate::procs::Scratch;
 use crate::Args;
@@ -10,11 +10,13 @@ use super::{messages, repeat, script, standalone, START};
 
 const KEYS: u64 = 64;
 const WINDOW: u64 = 20_000;
+/// How often the stage reads the counters (64 reads from the process store, so not every ms).
+const POLL_MS: u64 = 5;
 
 fn driver(n: u64) -> String {
     script(&format!(
         r#"
-local N, K, W = {n}, {KEYS}, {WINDOW}
+local N, K, W, POLL = {n}, {KEYS}, {WINDOW}, {POLL_MS}
 local sent, t0 = 0, 0
 local function job(k, j)
   __("k" .. k, function(last)
@@ -38,7 +40,7 @@ local function pump()
     stage.submit((i - 1) % K + 1, job, (i - 1) % K + 1, (i - 1) // K + 1)
   end
   if last > sent then sent = last end
-  return 1
+  return POLL
 end
 local function start() t0 = thread.tick; stage.addtask(pump) end
 {START}
