@@ -189,11 +189,20 @@ rawset(G, "_SANDBOX", proxy)
 
 -- Functions crossing to another VM (stage.submit, thread.new, messages) travel as bytecode
 -- plus their upvalues; see node/src/value/function.rs for the wire form.
-local getupvalue, setupvalue, getinfo = debug.getupvalue, debug.setupvalue, debug.getinfo
+local getupvalue, setupvalue = debug.getupvalue, debug.setupvalue
 local dump, load = string.dump, load
 local ENV, SELF = "@stage.env", "@stage.self"
 
+-- A closure's bytecode never changes: each function is dumped once (stage.submit of the same
+-- function in a loop would otherwise dump it every time).
+local dumps = setmetatable({}, { __mode = "k" })
+
 local function pack(f)
+  local code = dumps[f]
+  if code == nil then
+    code = dump(f)
+    dumps[f] = code
+  end
   local ups, n = {}, 0
   while true do
     local name, v = getupvalue(f, n + 1)
@@ -209,22 +218,22 @@ local function pack(f)
     end
   end
   ups.n = n
-  return dump(f), ups
+  return code, ups
 end
 
 local function unpack_function(code, ups)
   local f, err = load(code, "=(received function)", "b", proxy)
   if not f then error(err, 0) end
-  -- The count comes from the sender: never past the function's real upvalues.
-  local n = math.min(tonumber(ups.n) or 0, getinfo(f, "u").nups)
-  for i = 1, n do
+  -- The count comes from the sender: setupvalue past the function's real upvalues sets
+  -- nothing and returns nil, which ends the loop.
+  for i = 1, tonumber(ups.n) or 0 do
     local v = ups[i]
     if type(v) == "table" and v[ENV] then
       v = proxy
     elseif type(v) == "table" and v[SELF] then
       v = f
     end
-    setupvalue(f, i, v)
+    if setupvalue(f, i, v) == nil then break end
   end
   return f
 end
@@ -247,4 +256,31 @@ rawset(G, "setmetatable", function(t, m)
   return raw_setmetatable(t, m)
 end)
 
-return proxy, meta, private_meta, pack, unpack_function
+-- Entering a callback (node/src/sandbox.rs) in one call from the host, instead of a host round
+-- trip per step: a fresh private globals table holding the name/value pairs given becomes the
+-- current one; the caller's is returned, and the host puts it back once the callback is done.
+local select = select
+local function enter(...)
+  local private = setmetatable({}, private_meta)
+  for i = 1, select("#", ...), 2 do
+    local k, v = select(i, ...)
+    rawset(private, k, v)
+  end
+  local previous = rawget(meta, "__index")
+  rawset(meta, "__index", private)
+  return previous
+end
+
+-- The same for a message callback: its globals (`extra`, a table or nil) and its _WAITFOR.
+local function enter_message(extra, key, instance, sender, matched, corr, final, err)
+  local previous = enter()
+  local private = rawget(meta, "__index")
+  if extra then
+    for k, v in next, extra do rawset(private, k, v) end
+  end
+  rawset(private, "_WAITFOR", { [0] = key, [1] = instance, [2] = sender, [-1] = matched,
+    corr = corr, final = final, error = err })
+  return previous
+end
+
+return proxy, meta, private_meta, pack, unpack_function, enter, enter_message

@@ -148,3 +148,69 @@ fn peer_workloads_report_every_system_and_ratio() {
         "{stdout}"
     );
 }
+
+/// The RESULT line of `workload` (and `inflight=`, for L2) in a stage-bench output.
+fn result_line<'a>(stdout: &'a str, workload: &str, extra: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!("RESULT workload={workload} peer=stage ")) && l.contains(extra)
+        })
+        .unwrap_or_else(|| panic!("no {workload} {extra} RESULT line in {stdout}"))
+}
+
+/// Asserts that `line` has every field in `fields` with a number, and that nothing was lost.
+fn assert_fields(line: &str, fields: &[&str]) {
+    for field in fields.iter().chain(&["lost", "corrupt"]) {
+        let value = line
+            .split(' ')
+            .find_map(|f| f.strip_prefix(&format!("{field}=")))
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(value.is_some(), "{field} in {line}");
+    }
+    assert!(
+        line.contains(" lost=0 ") && line.contains(" corrupt=0 "),
+        "{line}"
+    );
+}
+
+/// The Lua-level workloads, small: every message checked, none lost.
+#[test]
+fn lua_signal_workloads_report_their_fields() {
+    let small = ["--messages", "20000", "--runs", "1", "--timeout", "60"];
+    let l1 = bench(&[&["l1"][..], &small].concat());
+    assert_fields(
+        result_line(&l1, "l1_signal", ""),
+        &["msgs_per_s", "router_cpu_ns_per_msg", "router_rss_kb"],
+    );
+    let l3 = bench(&[&["l3"][..], &small].concat());
+    assert_fields(
+        result_line(&l3, "l3_local", ""),
+        &["msgs_per_s", "node_cpu_ns_per_msg"],
+    );
+    let l4 = bench(&[&["l4"][..], &small].concat());
+    assert_fields(
+        result_line(&l4, "l4_submit", ""),
+        &["jobs_per_s", "node_cpu_ns_per_job"],
+    );
+}
+
+/// L2 sequential calls wait for wake-ups, so fewer of them keep the test short.
+#[test]
+fn lua_call_workload_reports_both_phases() {
+    let out = bench(&["l2", "--messages", "2000", "--runs", "1", "--timeout", "60"]);
+    for inflight in ["inflight=1 ", "inflight=64 "] {
+        assert_fields(
+            result_line(&out, "l2_call", inflight),
+            &["calls_per_s", "router_cpu_ns_per_call"],
+        );
+    }
+    assert!(result_line(&out, "l2_call", "inflight=1 ").contains("rtt_mean_us="));
+}
+
+#[test]
+fn idle_node_reports_its_memory() {
+    let out = bench(&["node", "--runs", "1", "--timeout", "30"]);
+    let line = result_line(&out, "node_idle", "");
+    assert!(line.contains("node_rss_kb="), "{line}");
+}

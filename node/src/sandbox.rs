@@ -16,17 +16,37 @@ pub struct Sandbox {
     proxy: Table,
     /// The proxy's metatable; `__index` is the current private table.
     meta: Table,
-    /// The metatable of private tables (reads fall through to the real globals).
-    private_meta: Table,
+    /// `enter(name, value, ...)`: makes a fresh private table current, returns the previous.
+    enter: Function,
+    /// `enter_message(...)`: the same for a message callback, with its `_WAITFOR`.
+    enter_message: Function,
+}
+
+/// What a message callback finds in `_WAITFOR` (see docs/scripting.md).
+#[derive(Debug, Default)]
+pub struct WaitFor<'a> {
+    /// `[0]`: the message id (the callback id with a NACK).
+    pub key: &'a str,
+    /// `[1]`: the sender's instance.
+    pub instance: Option<u32>,
+    /// `[2]`: the sender's stage, if it may be answered.
+    pub sender: Option<&'a str>,
+    /// The request id to answer with.
+    pub corr: Option<u64>,
+    /// A service's answer or notice, which takes no answer.
+    pub final_: bool,
+    /// A failure notice's reason.
+    pub error: Option<&'a str>,
 }
 
 impl Sandbox {
     /// Runs the prelude; `store` is the table of process-store functions it uses.
     pub fn install(lua: &Lua, store: Table) -> mlua::Result<Sandbox> {
-        let (proxy, meta, private_meta, pack, unpack): (Table, Table, Table, Function, Function) =
-            lua.load(PRELUDE)
-                .set_name("@lua/sandbox.lua")
-                .call((lua.globals(), store))?;
+        type Prelude = (Table, Table, Table, Function, Function, Function, Function);
+        let (proxy, meta, private_meta, pack, unpack, enter, enter_message): Prelude = lua
+            .load(PRELUDE)
+            .set_name("@lua/sandbox.lua")
+            .call((lua.globals(), store))?;
         crate::value::function::install(pack, unpack);
         let private = lua.create_table()?;
         private.set_metatable(Some(private_meta.clone()))?;
@@ -34,7 +54,8 @@ impl Sandbox {
         Ok(Sandbox {
             proxy,
             meta,
-            private_meta,
+            enter,
+            enter_message,
         })
     }
 
@@ -57,13 +78,48 @@ impl Sandbox {
         preset: &[(&str, Value)],
         args: impl IntoLuaMulti,
     ) -> mlua::Result<R> {
-        let private = lua.create_table()?;
-        private.set_metatable(Some(self.private_meta.clone()))?;
+        let mut pairs = MultiValue::new();
         for (k, v) in preset {
-            private.raw_set(*k, v.clone())?;
+            pairs.push_back(Value::String(lua.create_string(k)?));
+            pairs.push_back(v.clone());
         }
-        let previous: Value = self.meta.raw_get("__index")?;
-        self.meta.raw_set("__index", private)?;
+        let previous: Value = self.enter.call(pairs)?;
+        self.run(lua, f, previous, args)
+    }
+
+    /// Calls the message callback `f`, registered as `matched` (`_WAITFOR[-1]`), with
+    /// `_WAITFOR` set from `w` and the message's `globals` (a table, or nil), as
+    /// [`Sandbox::call`] does.
+    pub fn call_message(
+        &self,
+        lua: &Lua,
+        f: &Function,
+        matched: &str,
+        w: &WaitFor<'_>,
+        globals: Value,
+        args: MultiValue,
+    ) -> mlua::Result<MultiValue> {
+        let previous: Value = self.enter_message.call((
+            globals,
+            w.key,
+            w.instance,
+            w.sender,
+            matched,
+            w.corr,
+            w.final_.then_some(true),
+            w.error,
+        ))?;
+        self.run(lua, f, previous, args)
+    }
+
+    /// Runs `f` in the private table `enter` made current, then makes `previous` current again.
+    fn run<R: mlua::FromLuaMulti>(
+        &self,
+        lua: &Lua,
+        f: &Function,
+        previous: Value,
+        args: impl IntoLuaMulti,
+    ) -> mlua::Result<R> {
         let result = {
             // Left even when a Rust function under the call panics (the worker goes on).
             let _callback = budget::Callback::enter(lua);

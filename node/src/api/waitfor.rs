@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{Function, Lua, MultiValue, Value};
 use rand::Rng;
 use stage_proto::Envelope;
 
 use super::{ctx, ctx_mut, signal};
 use crate::inbound::Delivery;
+use crate::sandbox::WaitFor;
 use crate::target::{reply_id, split_fail};
 use crate::value;
 
@@ -334,30 +335,28 @@ fn try_dispatch(lua: &Lua, d: Delivery) -> mlua::Result<()> {
             }
         };
         // No [2]: a failure notice has no sender to answer (stage.signal(nil) refuses it).
-        let w = lua.create_table()?;
-        w.raw_set(0, cb)?;
-        w.raw_set("error", err.as_str())?;
+        let w = WaitFor {
+            key: cb,
+            error: Some(&err),
+            ..Default::default()
+        };
         call(lua, cb, w, args, Vec::new())?;
         return Ok(());
     }
-    let w = lua.create_table()?;
-    w.raw_set(0, key)?;
     // A request passed on by a service (route) is answered at its origin.
     let from_instance = if env.origin != 0 {
         env.origin
     } else {
         d.from_instance
     };
-    w.raw_set(1, from_instance)?;
-    if !sender.is_empty() && !env.no_reply {
-        w.raw_set(2, sender.as_str())?;
-    }
-    if env.no_reply {
-        w.raw_set("final", true)?;
-    }
-    if env.corr != 0 && !env.answer {
-        w.raw_set("corr", env.corr)?;
-    }
+    let w = WaitFor {
+        key,
+        instance: Some(from_instance),
+        sender: (!sender.is_empty() && !env.no_reply).then_some(sender.as_str()),
+        final_: env.no_reply,
+        corr: (env.corr != 0 && !env.answer).then_some(env.corr),
+        ..Default::default()
+    };
     let lookup = key.split_once('=').map_or(key, |(id, _)| id);
     let Some(results) = call(lua, lookup, w, values, globals)? else {
         return Ok(());
@@ -383,13 +382,13 @@ fn try_dispatch(lua: &Lua, d: Delivery) -> mlua::Result<()> {
 /// so that no sender can shadow `_G`, `_WAITFOR` or a library.
 const MESSAGE_GLOBALS: &[&str] = &["_TICKET"];
 
-/// Calls the handler for `id` in a fresh sandbox with `_WAITFOR` set to `w` and the message's
-/// `globals` (a synchronous `":id"` signal nests dispatches; the caller's globals come back
-/// afterwards). `None` if no handler matched.
+/// Calls the handler for `id` in a fresh sandbox with `_WAITFOR` set from `w` and the
+/// message's `globals` (a synchronous `":id"` signal nests dispatches; the caller's globals come
+/// back afterwards). `None` if no handler matched.
 pub fn call(
     lua: &Lua,
     id: &str,
-    w: Table,
+    w: WaitFor<'_>,
     args: MultiValue,
     globals: Vec<(String, Value)>,
 ) -> mlua::Result<Option<MultiValue>> {
@@ -398,16 +397,21 @@ pub fn call(
         log::warn!("no stage.waitfor for '{id}'; message dropped");
         return Ok(None);
     };
-    w.raw_set(-1, matched)?;
-    let all: MultiValue = h.bound.values(lua)?.into_iter().chain(args).collect();
-    let mut preset: Vec<(&str, Value)> = globals
-        .iter()
+    let all: MultiValue = match h.bound.0 {
+        None => args,
+        Some(_) => h.bound.values(lua)?.into_iter().chain(args).collect(),
+    };
+    let allowed: Vec<(String, Value)> = globals
+        .into_iter()
         .filter(|(name, _)| MESSAGE_GLOBALS.contains(&name.as_str()))
-        .map(|(name, v)| (name.as_str(), v.clone()))
         .collect();
-    preset.push(("_WAITFOR", Value::Table(w)));
+    let globals = if allowed.is_empty() {
+        Value::Nil
+    } else {
+        Value::Table(lua.create_table_from(allowed)?)
+    };
     crate::sandbox::of(lua)?
-        .call_multi(lua, &h.f, &preset, all)
+        .call_message(lua, &h.f, &matched, &w, globals, all)
         .map(Some)
 }
 

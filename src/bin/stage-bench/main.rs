@@ -2,13 +2,16 @@
 //! and system (the format of `../shared/bench/WORKLOADS.md`), plus `RATIO` lines against the
 //! peers measured in the same run.
 //!
-//! Workloads so far: [`failover`] (master/slave fail-over times), [`index`] (the leaderboard
+//! Workloads: [`wire`] (W1–W3 of WORKLOADS.md on the stage router, nats-server and
+//! redis-server), the Lua-level workloads [`lua`] (L1–L4, the idle node's memory), `--all` for
+//! all of these; [`failover`] (master/slave fail-over times), [`index`] (the leaderboard
 //! service against Redis sorted sets) and [`idle`] (memory per idle broker connection, beside
 //! Redis's).
 
 mod failover;
 mod idle;
 mod index;
+mod lua;
 mod procs;
 mod redis;
 mod report;
@@ -30,6 +33,16 @@ enum Workload {
     Failover,
     Index,
     Idle,
+    /// L1: signals from a stage on one node to a stage on another, through a router.
+    L1,
+    /// L2: calls `B:echo=ret` and their answers, sequential and 64 in flight.
+    L2,
+    /// L3: signals to a stage's own `waitfor`, in process.
+    L3,
+    /// L4: keyed `stage.submit` jobs on the worker pool, per-key order checked.
+    L4,
+    /// RSS of an idle node.
+    Node,
 }
 
 /// Benchmarks stage on real router and node processes on 127.0.0.1.
@@ -47,8 +60,8 @@ pub struct Args {
     /// node.
     #[arg(long)]
     all: bool,
-    /// Messages of a throughput workload (W1/W3: deliveries; W2: measured round trips),
-    /// instead of the workload's own count.
+    /// Overrides the workload's count (W1/W3: deliveries; W2: measured round trips; L1–L4:
+    /// messages, calls, jobs), e.g. for smoke tests.
     #[arg(long)]
     messages: Option<u64>,
     /// The nats-server program (default: nats-server on the PATH or in /usr/sbin).
@@ -83,7 +96,7 @@ fn main() {
     use wire::Wire;
     let workload = if args.all { None } else { args.workload };
     let result = match workload {
-        None => wire::run(&args, &[Wire::W1, Wire::W2, Wire::W3]).map(drop),
+        None => all(&args),
         Some(Workload::W1) => wire::run(&args, &[Wire::W1]).map(drop),
         Some(Workload::W2) => wire::run(&args, &[Wire::W2]).map(drop),
         Some(Workload::W3) => wire::run(&args, &[Wire::W3]).map(drop),
@@ -91,9 +104,39 @@ fn main() {
         Some(Workload::Failover) => failover::run(&args),
         Some(Workload::Index) => index::run(&args),
         Some(Workload::Idle) => idle::run(&args),
+        Some(Workload::L1) => lua::run_l1(&args),
+        Some(Workload::L2) => lua::run_l2(&args),
+        Some(Workload::L3) => lua::run_l3(&args),
+        Some(Workload::L4) => lua::run_l4(&args),
+        Some(Workload::Node) => lua::run_node(&args),
     };
     if let Err(e) = result {
         eprintln!("FAIL {e}");
         std::process::exit(1);
     }
+}
+
+/// `--all`: every workload of WORKLOADS.md — W1–W3 against NATS and Redis, L1–L4, the idle
+/// node. A failing workload does not stop the others; the first failure is returned.
+fn all(args: &Args) -> Result<(), String> {
+    use wire::Wire;
+    type Run<'a> = &'a dyn Fn(&Args) -> Result<(), String>;
+    let runs: [(&str, Run); 6] = [
+        ("peers", &|a| {
+            wire::run(a, &[Wire::W1, Wire::W2, Wire::W3]).map(drop)
+        }),
+        ("l1", &lua::run_l1),
+        ("l2", &lua::run_l2),
+        ("l3", &lua::run_l3),
+        ("l4", &lua::run_l4),
+        ("node", &lua::run_node),
+    ];
+    let mut first = None;
+    for (name, run) in runs {
+        if let Err(e) = run(args) {
+            println!("FAIL {name}: {e}");
+            first = first.or(Some(e));
+        }
+    }
+    first.map_or(Ok(()), Err)
 }
