@@ -213,4 +213,10 @@ fn idle_node_reports_its_memory() {
     let out = bench(&["node", "--runs", "1", "--timeout", "30"]);
     let line = result_line(&out, "node_idle", "");
     assert!(line.contains("node_rss_kb="), "{line}");
+    // Judged against the goal (16 MB) in a RATIO line.
+    let ratio = out
+        .lines()
+        .find(|l| l.starts_with("RATIO workload=node_idle "))
+        .unwrap_or_else(|| panic!("no node_idle RATIO line in {out}"));
+    assert!(ratio.contains(" met="), "{ratio}");
 }

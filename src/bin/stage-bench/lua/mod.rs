@@ -54,9 +54,45 @@ fn repeat(args: &Args, once: impl Fn() -> Result<Vec<Line>, String>) -> Result<(
     let phases = runs.first().map_or(0, Vec::len);
     for p in 0..phases {
         let of_phase: Vec<Line> = runs.iter().filter_map(|r| r.get(p).cloned()).collect();
-        report::median(&of_phase).print();
+        let median = report::median(&of_phase);
+        median.print();
+        if let Some(line) = against_goal(&median) {
+            line.print();
+        }
     }
     Ok(())
+}
+
+/// The goals for the Lua-level workloads: (workload, field, bound, at most).
+const GOALS: [(&str, &str, f64, bool); 4] = [
+    ("l1_signal", "msgs_per_s", 1_000_000.0, false),
+    ("l3_local", "msgs_per_s", 2_000_000.0, false),
+    ("l4_submit", "jobs_per_s", 1_000_000.0, false),
+    ("node_idle", "node_rss_kb", 16.0 * 1024.0, true),
+];
+
+/// A RATIO line of a median against its goal, if the workload has one.
+fn against_goal(median: &Line) -> Option<Line> {
+    let workload = median.get_text("workload")?;
+    let &(_, field, bound, at_most) = GOALS.iter().find(|g| g.0 == workload)?;
+    let measured = median.get(field)?;
+    let met = if at_most {
+        measured <= bound
+    } else {
+        measured >= bound
+    };
+    Some(
+        Line::new("RATIO")
+            .text("workload", workload)
+            .text("field", field)
+            .num("measured", measured)
+            .text(
+                "goal",
+                format!("{}{bound}", if at_most { "<=" } else { ">=" }),
+            )
+            .text("ratio", format!("{:.2}", measured / bound))
+            .text("met", if met { "yes" } else { "no" }),
+    )
 }
 
 /// A driver's report: `NAME\tkey=value\t...` as printed by a Lua script.
