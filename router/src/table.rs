@@ -208,8 +208,17 @@ impl Table {
         match mode {
             // A class in direct mode answers only frames naming an exact instance.
             Mode::Direct | Mode::Default => Pick::None,
-            Mode::RoundRobin if all_busy() => round_robin(class, live()),
-            Mode::RoundRobin => round_robin(class, idle()),
+            Mode::RoundRobin => {
+                // One pass counts both: this is the default mode, on the hot path.
+                let (live_n, idle_n) = live().fold((0, 0), |(l, i), link| {
+                    (l + 1, i + usize::from(!link.is_busy(number)))
+                });
+                if idle_n == 0 {
+                    turn(class, live(), live_n)
+                } else {
+                    turn(class, idle(), idle_n)
+                }
+            }
             Mode::SameHost | Mode::OtherHost => {
                 let host = req.from.peer.ip();
                 let same = mode == Mode::SameHost;
@@ -261,12 +270,21 @@ fn round_robin<'a>(
     candidates: impl Iterator<Item = &'a Arc<Link>> + Clone,
 ) -> Pick<'a> {
     let n = candidates.clone().count();
+    turn(class, candidates, n)
+}
+
+/// The next of `n` candidates in turn.
+fn turn<'a>(
+    class: &Class,
+    mut candidates: impl Iterator<Item = &'a Arc<Link>>,
+    n: usize,
+) -> Pick<'a> {
     if n <= 1 {
         // A lone member needs no turn (and no write to the shared cursor).
-        return candidates.clone().next().map_or(Pick::None, Pick::One);
+        return candidates.next().map_or(Pick::None, Pick::One);
     }
     let k = class.cursor.0.fetch_add(1, Ordering::Relaxed) % n;
-    candidates.clone().nth(k).map_or(Pick::None, Pick::One)
+    candidates.nth(k).map_or(Pick::None, Pick::One)
 }
 
 #[cfg(test)]
