@@ -163,3 +163,55 @@ pub fn parse_decimal(s: &[u8]) -> Option<usize> {
         b.is_ascii_digit().then(|| n * 10 + (b - b'0') as usize)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscriber() -> Codec {
+        setup(&Role {
+            subscribe: Some("peerbench.w2.req"),
+            ..Role::default()
+        })
+        .0
+    }
+
+    #[test]
+    fn parses_messages_with_and_without_a_reply_subject() {
+        let c = subscriber();
+        let with = b"MSG peerbench.w2.req 1 peerbench.w2.rep 3\r\nabc\r\n";
+        for cut in 0..with.len() {
+            assert!(matches!(c.parse(&with[..cut]), Ok(None)), "cut {cut}");
+        }
+        let Ok(Some((n, Event::Message { payload, reply }))) = c.parse(with) else {
+            panic!("not a message");
+        };
+        assert_eq!(n, with.len());
+        assert_eq!(
+            (&with[payload], &with[reply]),
+            (&b"abc"[..], &b"peerbench.w2.rep"[..])
+        );
+        let without = b"MSG peerbench.w2.req 1 2\r\nxy\r\n";
+        let Ok(Some((_, Event::Message { payload, reply }))) = c.parse(without) else {
+            panic!("not a message");
+        };
+        assert_eq!((&without[payload], reply.len()), (&b"xy"[..], 0));
+        assert!(c.parse(b"MSG other 1 2\r\nxy\r\n").is_err());
+        assert!(c.parse(b"-ERR 'Slow Consumer'\r\n").is_err());
+        assert_eq!(c.parse(b"PING\r\n"), Ok(Some((6, Event::Ping(0)))));
+    }
+
+    #[test]
+    fn writes_publishes_the_server_can_parse() {
+        let c = setup(&Role {
+            publish: Some("a.b"),
+            reply: Some("r"),
+            ..Role::default()
+        })
+        .0;
+        let mut out = Vec::new();
+        c.publish(&mut out, b"hello");
+        c.answer(&mut out, b"inbox", b"x");
+        assert_eq!(out, b"PUB a.b r 5\r\nhello\r\nPUB inbox 1\r\nx\r\n");
+    }
+}

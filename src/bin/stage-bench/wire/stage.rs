@@ -189,3 +189,58 @@ impl Codec {
         Ok(Some((4 + len, event)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codec(name: &str, class: u8) -> Codec {
+        Codec {
+            own: ServiceId::new(class, 7).unwrap(),
+            name: name.as_bytes().to_vec(),
+            target: ServiceId::new(class, 0).unwrap(),
+            subject: name.as_bytes().to_vec(),
+            reply: b"rep".to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_published_frame_parses_back_with_its_reply_address() {
+        let c = codec("peerbench.w1", 3);
+        let mut out = Vec::new();
+        c.publish(&mut out, b"payload");
+        for cut in 0..out.len() {
+            assert!(matches!(c.parse(&out[..cut]), Ok(None)), "cut {cut}");
+        }
+        let Ok(Some((n, Event::Message { payload, reply }))) = c.parse(&out) else {
+            panic!("not a message");
+        };
+        assert_eq!((n, &out[payload]), (out.len(), &b"payload"[..]));
+        assert_eq!(&out[reply], &c.own.0.to_le_bytes());
+        // An answer goes to the source service id it is given.
+        let mut answer = Vec::new();
+        c.answer(
+            &mut answer,
+            &ServiceId::new(9, 1).unwrap().0.to_le_bytes(),
+            b"x",
+        );
+        assert_eq!(
+            Header::read(&answer[4..]).unwrap().target,
+            ServiceId::new(9, 1).unwrap()
+        );
+    }
+
+    #[test]
+    fn wrong_frames_are_errors_and_overload_signals_are_not() {
+        let c = codec("peerbench.w1", 3);
+        let mut other = Vec::new();
+        codec("peerbench.w1", 4).publish(&mut other, b"p");
+        assert!(c.parse(&other).is_err(), "a message for another class");
+        let mut h = Header::new(Kind::Nack);
+        h.mode = NackReason::NoMember as u8;
+        assert!(c.parse(&Frame::new(h, &[]).raw).is_err());
+        let overload = Frame::new(Header::new(Kind::Overload), &[]).raw;
+        assert_eq!(c.parse(&overload), Ok(Some((24, Event::Other))));
+        assert!(c.parse(&[3, 0, 0, 0]).is_err(), "shorter than a header");
+    }
+}
