@@ -50,7 +50,7 @@ enum Workload {
 #[command(
     name = "stage-bench",
     version,
-    after_help = "Examples:\n  cargo build --release --bins && target/release/stage-bench failover --runs 5\n  target/release/stage-bench index --members 100000 --ops 200000\n  target/release/stage-bench idle --conns 10000 --redis-server /usr/bin/redis-server"
+    after_help = "Examples:\n  scripts/install-peers.sh && cargo build --release --bins\n  target/release/stage-bench --all                 # W1-W3 vs NATS and Redis, L1-L4, idle node\n  target/release/stage-bench w2 --runs 5\n  target/release/stage-bench l3 --messages 200000\n  target/release/stage-bench failover --runs 5\n  target/release/stage-bench index --members 100000 --ops 200000\n  target/release/stage-bench idle --conns 10000 --redis-server /usr/bin/redis-server"
 )]
 pub struct Args {
     /// The workload to run (or --all).
@@ -82,8 +82,8 @@ pub struct Args {
     /// index: requests in flight (sent before their answers are read).
     #[arg(long, default_value_t = 64)]
     window: usize,
-    /// The redis-server program to compare with (index: `redis-server` unless given; idle:
-    /// only when given).
+    /// The redis-server program to compare with (W1–W3 and index: `redis-server` on the PATH
+    /// unless given; idle: only when given).
     #[arg(long)]
     redis_server: Option<String>,
     /// idle: connections held open.
