@@ -20,6 +20,25 @@ fn read_room(src: &mut BytesMut, frame_len: usize) {
     }
 }
 
+/// The length (prefix excluded) of the frame starting `buf`, checked against `max_frame` and
+/// the header's size; `None` while the prefix is incomplete.
+pub fn frame_len(buf: &[u8], max_frame: usize) -> Result<Option<usize>, FrameError> {
+    let Some(prefix) = buf.get(..4) else {
+        return Ok(None);
+    };
+    let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+    if len > max_frame {
+        return Err(FrameError::TooLarge {
+            len,
+            max: max_frame,
+        });
+    }
+    if len < HEADER_LEN {
+        return Err(FrameError::TooShort { len });
+    }
+    Ok(Some(len))
+}
+
 /// Default maximum frame size (length prefix excluded): 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
@@ -54,21 +73,10 @@ impl Decoder for FrameCodec {
     type Error = std::io::Error;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, std::io::Error> {
-        let Some(prefix) = src.get(..4) else {
+        let Some(len) = frame_len(src, self.max_frame)? else {
             read_room(src, 4);
             return Ok(None);
         };
-        let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
-        if len > self.max_frame {
-            return Err(FrameError::TooLarge {
-                len,
-                max: self.max_frame,
-            }
-            .into());
-        }
-        if len < HEADER_LEN {
-            return Err(FrameError::TooShort { len }.into());
-        }
         if src.len() < 4 + len {
             read_room(src, 4 + len);
             return Ok(None);

@@ -120,7 +120,8 @@ impl QueueTx {
         self.control(frame)
     }
 
-    fn has_room(&self, len: usize) -> bool {
+    /// Whether `len` more bytes fit under the cap now.
+    pub fn has_room(&self, len: usize) -> bool {
         let queued = self.shared.queued.load(Ordering::SeqCst);
         // An empty queue takes any frame, so a message larger than the cap (but within the
         // maximum frame) can still be sent.

@@ -1,12 +1,14 @@
 //! The hot path: pick the target(s) of a message and queue the very bytes that arrived.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stage_proto::frame::{self, Frame};
+use stage_proto::frame::{self, PREFIX_LEN};
 use stage_proto::writer::Push;
 use stage_proto::{Flags, FrameError, Header, Kind, NackReason};
 
+use crate::batch::Batch;
 use crate::link::Link;
 use crate::snapshot::Snapshot;
 use crate::table::{Member, Pick, Request, Table};
@@ -38,10 +40,18 @@ pub enum Attempt {
     },
 }
 
-/// Forwards `frame` (a `Message`) received on `from`; an unknown mode byte is a malformed
-/// frame.
-pub fn forward(table: &Table, frame: &Frame, from: &Link) -> Result<Attempt, FrameError> {
-    let h = &frame.header;
+/// Forwards the message at `frame` in the read buffer `buf` (its header `h`) received on
+/// `from`: a single target takes it through `batch`, a broadcast straight into each member's
+/// queue. An unknown mode byte is a malformed frame.
+pub fn forward(
+    table: &Table,
+    h: &Header,
+    buf: &[u8],
+    frame: Range<usize>,
+    from: &Link,
+    batch: &mut Batch,
+) -> Result<Attempt, FrameError> {
+    let raw = &buf[frame.clone()];
     let mode = h.forward_mode()?;
     let req = Request {
         target: h.target,
@@ -52,14 +62,19 @@ pub fn forward(table: &Table, frame: &Frame, from: &Link) -> Result<Attempt, Fra
     };
     let mut delivered = 0usize;
     let mut blocked = Vec::new();
-    let mut offer = |link: &Arc<Link>| match link.forward(&frame.raw) {
+    let mut count = |link: &Arc<Link>, push| match push {
         Push::Queued => delivered += 1,
         Push::Full => blocked.push(link.clone()),
         Push::Closed => {}
     };
     match table.pick(&req) {
-        Pick::One(link) => offer(link),
-        Pick::All(members) => members.iter().filter_map(Member::live).for_each(&mut offer),
+        Pick::One(link) => count(link, batch.offer(link, buf, frame)),
+        Pick::All(members) => {
+            batch.flush(buf);
+            for link in members.iter().filter_map(Member::live) {
+                count(link, link.forward(raw));
+            }
+        }
         Pick::None => {}
     }
     if !blocked.is_empty() {
@@ -68,17 +83,22 @@ pub fn forward(table: &Table, frame: &Frame, from: &Link) -> Result<Attempt, Fra
             delivered,
         });
     }
-    Ok(Attempt::Done(settle(table, frame, from, delivered, false)))
+    if delivered == 0 {
+        // A NACK to a node must not overtake messages to it still in the batch.
+        batch.flush(buf);
+    }
+    Ok(Attempt::Done(settle(table, h, raw, from, delivered, false)))
 }
 
 /// Waits for room on the targets whose queues were full — the sender's link is not read
 /// meanwhile, so a producer faster than its consumer is slowed by TCP instead of losing
 /// messages — and settles the message. A stalled target refuses it (see
 /// [`stage_proto::writer::QueueTx::push_waiting`]). Either way the sender gets an overload
-/// signal (at most one per interval).
+/// signal (at most one per interval). The caller has flushed its batch.
 pub async fn deliver_blocked(
     table: &Snapshot<Table>,
-    frame: &Frame,
+    h: &Header,
+    raw: &[u8],
     from: &Link,
     links: Vec<Arc<Link>>,
     mut delivered: usize,
@@ -86,11 +106,11 @@ pub async fn deliver_blocked(
     // The sender hears that its target is not keeping up (DESIGN §8) while it is slowed down,
     // so a script can shed load before anything is refused.
     if from.overload_due() {
-        from.send(overload(&frame.header));
+        from.send(overload(h));
     }
     let mut full = false;
     for link in links {
-        match link.forward_waiting(&frame.raw, STALL_PATIENCE).await {
+        match link.forward_waiting(raw, STALL_PATIENCE).await {
             Push::Queued => delivered += 1,
             Push::Full => full = true,
             Push::Closed => {}
@@ -98,12 +118,18 @@ pub async fn deliver_blocked(
     }
     // The wait was the router's choice, not the sender's silence.
     from.liveness.heard();
-    settle(&table.load(), frame, from, delivered, full)
+    settle(&table.load(), h, raw, from, delivered, full)
 }
 
 /// The outcome of a message that reached `delivered` targets; `full`: some refused it.
-fn settle(table: &Table, frame: &Frame, from: &Link, delivered: usize, full: bool) -> Outcome {
-    let h = &frame.header;
+fn settle(
+    table: &Table,
+    h: &Header,
+    raw: &[u8],
+    from: &Link,
+    delivered: usize,
+    full: bool,
+) -> Outcome {
     if full && from.overload_due() {
         from.send(overload(h));
     }
@@ -120,7 +146,7 @@ fn settle(table: &Table, frame: &Frame, from: &Link, delivered: usize, full: boo
     if h.flags.has(Flags::WANT_NACK) {
         // A NACK is as large as its message: it goes through the sender's cap too, so a
         // sender that does not read cannot grow the router with NACKs.
-        if from.forward(&nack(h, frame.body(), reason)) == Push::Full {
+        if from.forward(&nack(h, &raw[PREFIX_LEN..], reason)) == Push::Full {
             return Outcome::Dropped(reason);
         }
         Outcome::Nacked(reason)

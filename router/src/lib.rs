@@ -4,8 +4,10 @@
 //! ([`script`]), which keeps the forwarding [`table`]; every message is then forwarded by
 //! [`forward`] without touching its payload.
 
+pub mod batch;
 pub mod cli;
 pub mod forward;
+pub mod inbound;
 pub mod link;
 pub mod locks;
 pub mod ring;

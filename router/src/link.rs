@@ -79,6 +79,16 @@ impl Link {
         self.settle(self.tx.push(frame))
     }
 
+    /// Whether `len` more bytes of messages fit in the queue now.
+    pub fn has_room(&self, len: usize) -> bool {
+        self.tx.has_room(len)
+    }
+
+    /// Queues messages whose room was checked with [`Link::has_room`].
+    pub fn queue_reserved(&self, frames: &[u8]) -> Push {
+        self.settle(self.tx.control(frames))
+    }
+
     /// Queues a message, waiting for room while the node reads (see
     /// [`stage_proto::writer::QueueTx::push_waiting`]).
     pub async fn forward_waiting(&self, frame: &[u8], patience: Duration) -> Push {

@@ -4,21 +4,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use futures_util::StreamExt;
 use mlua::Value;
 use stage_proto::handshake::{self, Challenge, Hello, Refuse, Welcome};
 use stage_proto::heartbeat;
 use stage_proto::writer::write_frames;
-use stage_proto::{FrameCodec, Kind, ServiceId, PROTOCOL_VERSION};
+use stage_proto::{Frame, FrameCodec, Kind, ServiceId, PROTOCOL_VERSION};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
+use crate::batch::Batch;
 use crate::forward::{deliver_blocked, forward, Attempt, Outcome};
+use crate::inbound::FrameReader;
 use crate::link::Link;
 use crate::server::Router;
 use crate::snapshot::Cached;
+use crate::table::Table;
 
 /// How long a new connection may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -71,12 +76,12 @@ pub async fn run(router: Arc<Router>, stream: TcpStream, peer: SocketAddr) {
             return;
         }
     };
-    reader
-        .decoder_mut()
-        .set_max_frame(router.settings.max_frame);
+    // From here frames are read in place (the handshake's reader may hold some already).
+    let leftover = reader.read_buffer().to_vec();
+    let mut frames = FrameReader::new(reader.into_inner(), &leftover, router.settings.max_frame);
     let writer = tokio::spawn(write_frames(rx, wr));
     let beat = tokio::spawn(heartbeat(router.clone(), link.clone()));
-    let reason = read_loop(&router, &link, instance, &mut reader).await;
+    let reason = read_loop(&router, &link, instance, &mut frames).await;
     router.locks.forget(&link);
     link.kill();
     writer.abort();
@@ -234,60 +239,102 @@ async fn read_loop(
     router: &Router,
     link: &Arc<Link>,
     instance: u32,
-    reader: &mut Reader,
+    frames: &mut FrameReader<OwnedReadHalf>,
 ) -> String {
     let mut table = Cached::new(&router.table);
-    while let Some(item) = reader.next().await {
-        let frame = match item {
-            Ok(f) => f,
-            Err(e) => return closing(link, format!("malformed frame: {e}")),
-        };
+    let mut batch = Batch::default();
+    loop {
+        let handled = handle_read(router, link, instance, frames, &mut table, &mut batch).await;
+        // Everything this read held for other nodes goes out before the next read (and the
+        // messages before a malformed frame before the link closes).
+        batch.flush(frames.buffer());
+        if let Err(why) = handled {
+            return closing(link, why);
+        }
+        match frames.fill().await {
+            Ok(true) => {}
+            Ok(false) => return "connection closed".into(),
+            Err(e) => return closing(link, format!("read error: {e}")),
+        }
         if link.liveness.heard().is_some() {
             log::info!("{link} speaks again: back in the forwarding table");
             router.event("on_back", link.token);
         }
-        match frame.header.kind {
+    }
+}
+
+/// Handles every complete frame of the last read; an error says why the link must close.
+async fn handle_read(
+    router: &Router,
+    link: &Arc<Link>,
+    instance: u32,
+    frames: &mut FrameReader<OwnedReadHalf>,
+    table: &mut Cached<Table>,
+    batch: &mut Batch,
+) -> Result<(), String> {
+    while let Some((h, range)) = frames
+        .next_frame()
+        .map_err(|e| format!("malformed frame: {e}"))?
+    {
+        // A member speaks only for its own instance: a forged source would send answers, NACKs
+        // and lock grants to someone else.
+        let speaks_for_itself = h.source.instance() == instance;
+        match h.kind {
+            Kind::Message if !speaks_for_itself => {
+                return Err(format!(
+                    "protocol error: message from source {} on the link of instance {instance}",
+                    h.source
+                ))
+            }
             Kind::Message => {
-                // A member speaks only for its own instance: a forged source would send answers
-                // and NACKs to someone else.
-                if frame.header.source.instance() != instance {
-                    return closing(
-                        link,
-                        format!(
-                            "protocol error: message from source {} on the link of instance {instance}",
-                            frame.header.source
-                        ),
+                let buf = frames.buffer();
+                let attempt = forward(
+                    table.get(&router.table),
+                    &h,
+                    buf,
+                    range.clone(),
+                    link,
+                    batch,
+                );
+                let outcome = match attempt {
+                    Ok(Attempt::Done(o)) => o,
+                    Ok(Attempt::Blocked { links, delivered }) => {
+                        batch.flush(buf);
+                        let raw = &buf[range];
+                        deliver_blocked(&router.table, &h, raw, link, links, delivered).await
+                    }
+                    Err(e) => return Err(format!("malformed frame: {e}")),
+                };
+                if let Outcome::Dropped(reason) = outcome {
+                    log::debug!(
+                        "dropped message from {link} to {}: {}",
+                        h.target,
+                        reason.describe()
                     );
                 }
-                let attempt = forward(table.get(&router.table), &frame, link);
-                let outcome = match attempt {
-                    Ok(Attempt::Done(o)) => Ok(o),
-                    Ok(Attempt::Blocked { links, delivered }) => {
-                        Ok(deliver_blocked(&router.table, &frame, link, links, delivered).await)
-                    }
-                    Err(e) => Err(e),
-                };
-                match outcome {
-                    Ok(Outcome::Dropped(reason)) => log::debug!(
-                        "dropped message from {link} to {}: {}",
-                        frame.header.target,
-                        reason.describe()
-                    ),
-                    Ok(_) => {}
-                    Err(e) => return closing(link, format!("malformed frame: {e}")),
-                }
+            }
+            Kind::Lock if !speaks_for_itself => {
+                return Err(format!(
+                "protocol error: lock request from source {} on the link of instance {instance}",
+                h.source
+            ))
             }
             Kind::Lock => {
-                if frame.header.source.instance() != instance {
-                    return closing(link, format!("protocol error: lock request from source {} on the link of instance {instance}", frame.header.source));
-                }
+                // A grant must not overtake this sender's earlier messages to the holder.
+                batch.flush(frames.buffer());
+                let frame = Frame {
+                    header: h,
+                    raw: Bytes::copy_from_slice(frames.get(range)),
+                };
                 router.locks.handle(&frame, link);
             }
+            Kind::Busy if !speaks_for_itself => {
+                return Err(format!(
+                    "protocol error: busy notice for source {} on the link of instance {instance}",
+                    h.source
+                ))
+            }
             Kind::Busy => {
-                let h = frame.header;
-                if h.source.instance() != instance {
-                    return closing(link, format!("protocol error: busy notice for source {} on the link of instance {instance}", h.source));
-                }
                 let busy = h.mode == 1;
                 link.set_busy(h.source.class(), busy);
                 log::info!(
@@ -301,18 +348,17 @@ async fn read_loop(
                 );
             }
             Kind::Ping => {
-                link.send(heartbeat::pong(frame.header.key));
+                link.send(heartbeat::pong(h.key));
             }
             Kind::Pong => {}
             other => {
-                return closing(
-                    link,
-                    format!("protocol error: unexpected {other:?} frame after the handshake"),
-                )
+                return Err(format!(
+                    "protocol error: unexpected {other:?} frame after the handshake"
+                ))
             }
         }
     }
-    "connection closed".into()
+    Ok(())
 }
 
 /// Pings the node and takes it out of the forwarding table while it is silent.
