@@ -3,8 +3,9 @@
 //! Members are kept sorted by service id (as luna does, luna-spec §1.4), so "lowest id" is the
 //! first live entry; the hash ring depends on instance numbers only, so every router holding the
 //! same registrations sends a key to the same instance. The
-//! table is changed only by the control script (`router.route/master/mode`) and read by the hot
-//! path; round-robin cursors are atomics so that reading needs only a shared lock.
+//! table is changed only by the control script (`router.route/master/mode`), copy-on-write, and
+//! read by the hot path without a lock ([`crate::snapshot`]); round-robin cursors are atomics
+//! shared by every reader of a version.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
