@@ -11,7 +11,7 @@ use crate::service::Builtin;
 #[command(
     name = "stage-node",
     version,
-    after_help = "Examples:\n  stage-node --stage hello=hello.lua                       (standalone: local signals only)\n  stage-node --router 127.0.0.1:7400 --stage game=game.lua --id 3\n  stage-node --router 10.0.0.1:7400 --router 10.0.0.2:7400 --secret-file /etc/stage/secret --stage rank=rank.lua --package /srv/stage/lib"
+    after_help = "Examples:\n  stage-node --stage hello=hello.lua                       (standalone: local signals only)\n  stage-node --router 127.0.0.1:7400 --stage game=game.lua --id 3\n  stage-node --router 10.0.0.1:7400 --router 10.0.0.2:7400 --secret-file /etc/stage/secret --stage rank=rank.lua --package /srv/stage/lib\n  stage-node --config /etc/stage/game.lua              (router = { \"10.0.0.1:7400\" }  stage = { game = \"game.lua\" } ...)"
 )]
 pub struct Args {
     /// Router to link to (repeatable). Without any, the node runs standalone.
@@ -109,6 +109,10 @@ pub struct Args {
     /// answer (result 63). An answer must also fit in --max-frame to cross the cluster.
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
     pub agent_max_body: u64,
+    /// Read flags from a Lua file whose globals are long flags (`router = { "10.0.0.1:7400" }`,
+    /// `stage = { game = "game.lua" }`, `id = 3`); flags given here win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// Log filter: error, warn, info, debug, trace, or env_logger syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,

@@ -30,8 +30,6 @@ use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-
 /// How long start-up waits for the routers before running the stages anyway.
 const LINK_WAIT: Duration = Duration::from_secs(3);
 
@@ -40,21 +38,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs a node with command-line `args` (program name first); returns the exit code.
 pub fn run_cli(args: Vec<OsString>) -> i32 {
-    let args = match cli::Args::try_parse_from(args) {
-        Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return e.exit_code();
-        }
-    };
-    env_logger::Builder::new().parse_filters(&args.log).init();
-    match run(args) {
-        Ok(()) => 0,
-        Err(e) => {
-            log::error!("{e}");
-            1
-        }
-    }
+    stage_cli::run(args, |a: &cli::Args| &a.log, run)
 }
 
 fn run(args: cli::Args) -> Result<(), String> {

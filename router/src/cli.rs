@@ -10,7 +10,7 @@ use clap::Parser;
 #[command(
     name = "stage-router",
     version,
-    after_help = "Examples:\n  stage-router --listen 127.0.0.1:7400\n  stage-router --listen 0.0.0.0:7400 --secret-file /etc/stage/secret --mode rank=hash\n  stage-router --listen 127.0.0.1:0 --script my-router.lua --log debug"
+    after_help = "Examples:\n  stage-router --listen 127.0.0.1:7400\n  stage-router --listen 0.0.0.0:7400 --secret-file /etc/stage/secret --mode rank=hash\n  stage-router --listen 127.0.0.1:0 --script my-router.lua --log debug\n  stage-router --config /etc/stage/router.lua          (listen = \"0.0.0.0:7400\"  mode = { rank = \"hash\" } ...)"
 )]
 pub struct Args {
     /// Address to accept node links on (port 0 picks a free port; the log says which).
@@ -40,6 +40,10 @@ pub struct Args {
     /// are refused (NACK) and their senders get an overload signal.
     #[arg(long, value_name = "BYTES", default_value_t = stage_proto::writer::DEFAULT_LINK_BUFFER)]
     pub link_buffer: usize,
+    /// Read flags from a Lua file whose globals are long flags (`listen = "0.0.0.0:7400"`,
+    /// `mode = { rank = "hash" }`, `insecure = true`); flags given here win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// Log filter: error, warn, info, debug, trace, or env_logger syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,

@@ -19,25 +19,9 @@ pub mod table;
 
 use std::ffi::OsString;
 
-use clap::Parser;
-
 /// Runs the router with command-line `args` (program name first); returns the exit code.
 pub fn run_cli(args: Vec<OsString>) -> i32 {
-    let args = match cli::Args::try_parse_from(args) {
-        Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return e.exit_code();
-        }
-    };
-    env_logger::Builder::new().parse_filters(&args.log).init();
-    match run(args) {
-        Ok(()) => 0,
-        Err(e) => {
-            log::error!("{e}");
-            1
-        }
-    }
+    stage_cli::run(args, |a: &cli::Args| &a.log, run)
 }
 
 fn run(args: cli::Args) -> Result<(), String> {
