@@ -14,7 +14,8 @@ use log::LevelFilter;
 #[command(
     name = "stage",
     version,
-    about = "STAGE:Platform: Lua-scripted services on a router cluster"
+    about = "STAGE:Platform: Lua-scripted services on a router cluster",
+    after_help = "Examples:\n  stage run cluster-examples/hello/topology.lua\n  stage router --listen 127.0.0.1:7400 --mode rank=hash\n  stage node --router 127.0.0.1:7400 --stage hello=hello.lua\n  stage node --config /etc/stage/game.lua"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,6 +34,9 @@ enum Command {
     /// ARG... }` runs that program instead, e.g. a database beside the
     /// cluster. Children run in the topology file's directory; crashed ones
     /// restart with backoff; Ctrl-C stops them all.
+    #[command(
+        after_help = "Examples:\n  stage run cluster-examples/hello/topology.lua\n  stage run cluster-examples/chat/topology.lua --log debug"
+    )]
     Run {
         /// The topology file (Lua).
         topology: PathBuf,
