@@ -1,0 +1,58 @@
+//! cluster-examples/leaderboard: a game posts ratings to the index service and reads the top
+//! three; run a second time, the board is still there (the index keeps it on disk).
+
+mod common;
+use common::{free_port, Proc, Scratch, WAIT};
+use std::path::Path;
+use std::time::Duration;
+
+/// Runs the example until the board is shown; returns the launcher's output, stopped.
+fn run_once(port: &str, data: &str) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut stage = Proc::spawn_env(
+        "stage",
+        env!("CARGO_BIN_EXE_stage"),
+        &["run", "cluster-examples/leaderboard/topology.lua"],
+        root,
+        &[
+            ("STAGE_LEADERBOARD_PORT", port),
+            ("STAGE_LEADERBOARD_DATA", data),
+        ],
+    );
+    stage.wait_out("[game] players on the board: 5", WAIT);
+    stage.signal(libc::SIGINT);
+    let status = stage.wait_exit(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the launcher stops cleanly\n{}",
+        stage.dump()
+    );
+    stage.stdout()
+}
+
+#[test]
+fn leaderboard_ranks_players_and_keeps_the_board_on_disk() {
+    let data = Scratch::new("leaderboard");
+    let data = data.dir.to_str().unwrap().to_owned();
+    let port = free_port().to_string();
+    let first = run_once(&port, &data);
+    for line in [
+        "[game] the board has 0 players; posting ratings",
+        "[game] #1 carol 1430",
+        "[game] #2 alice 1200",
+        "[game] #3 erin 1100",
+    ] {
+        assert!(first.iter().any(|l| l == line), "{line} in {first:#?}");
+    }
+    // Every player got a rank answered.
+    let ranked = first.iter().filter(|l| l.contains(" is now #")).count();
+    assert_eq!(ranked, 5, "{first:#?}");
+    // A second run finds the board the first one left.
+    let second = run_once(&port, &data);
+    assert!(
+        second
+            .iter()
+            .any(|l| l == "[game] the board has 5 players; posting ratings"),
+        "{second:#?}"
+    );
+}
