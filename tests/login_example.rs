@@ -1,0 +1,46 @@
+//! cluster-examples/login: six simultaneous logins through the ticket service with two
+//! tickets — every player gets in, never more than two at once.
+
+mod common;
+use common::{free_port, Proc, WAIT};
+use std::path::Path;
+use std::time::Duration;
+
+#[test]
+fn logins_wait_for_one_of_two_tickets() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let port = free_port().to_string();
+    let mut stage = Proc::spawn_env(
+        "stage",
+        env!("CARGO_BIN_EXE_stage"),
+        &["run", "cluster-examples/login/topology.lua"],
+        root,
+        &[("STAGE_LOGIN_PORT", &port)],
+    );
+    stage.wait_out("[lobby] all 6 players logged in, at most 2 at once", WAIT);
+    let out = stage.stdout();
+    for player in ["ann", "ben", "cat", "dan", "eve", "fay"] {
+        assert!(
+            out.iter()
+                .any(|l| l == &format!("[lobby] {player}: logged in")),
+            "{player} in {out:#?}"
+        );
+    }
+    // The third player waited for a ticket: somebody was let in only after a first one left.
+    let first_out = out.iter().position(|l| l.ends_with(": logged in")).unwrap();
+    let third_in = out
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains(": logging in"))
+        .nth(2)
+        .map(|(i, _)| i)
+        .unwrap();
+    assert!(first_out < third_in, "{out:#?}");
+    stage.signal(libc::SIGINT);
+    let status = stage.wait_exit(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the launcher stops cleanly\n{}",
+        stage.dump()
+    );
+}
