@@ -7,7 +7,6 @@ use common::{free_port, Proc, WAIT};
 
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::time::Duration;
 
 use bson::{doc, Document};
 
@@ -158,9 +157,5 @@ fn clients_on_two_nodes_chat_in_rooms_through_route() {
         .collect();
     assert!(errors.is_empty(), "{errors:#?}\n{}", stage.dump());
 
-    stage.signal(libc::SIGINT);
-    let status = stage
-        .wait_exit(Duration::from_secs(10))
-        .expect("launcher exits after SIGINT");
-    assert!(status.success(), "exit status {status}\n{}", stage.dump());
+    stage.stop_cleanly();
 }

@@ -3,20 +3,11 @@
 
 mod common;
 use common::{free_port, Proc, WAIT};
-use std::path::Path;
-use std::time::Duration;
 
 #[test]
 fn hello_cluster_exchanges_messages_and_stops_on_sigint() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let port = free_port().to_string();
-    let mut stage = Proc::spawn_env(
-        "stage",
-        env!("CARGO_BIN_EXE_stage"),
-        &["run", "cluster-examples/hello/topology.lua"],
-        root,
-        &[("STAGE_HELLO_PORT", &port)],
-    );
+    let mut stage = Proc::example("hello", &[("STAGE_HELLO_PORT", &port)]);
     // Both directions and both kinds of answer: ping → pong with a reply to `reply`, and
     // pong → ping (every third hello) with ping's return value back to pong's `ack`.
     stage.wait_out("[beta] pong: hello #1 from ping on node 1", WAIT);
@@ -32,11 +23,7 @@ fn hello_cluster_exchanges_messages_and_stops_on_sigint() {
         stage.dump()
     );
 
-    stage.signal(libc::SIGINT);
-    let status = stage
-        .wait_exit(Duration::from_secs(10))
-        .expect("launcher exits after SIGINT");
-    assert!(status.success(), "exit status {status}\n{}", stage.dump());
+    stage.stop_cleanly();
     stage.wait_err("[stage] stopped", WAIT);
     // Children stopped cleanly too (exit status 0, not killed).
     for child in ["router", "alpha", "beta"] {

@@ -3,30 +3,18 @@
 
 mod common;
 use common::{free_port, Proc, Scratch, WAIT};
-use std::path::Path;
-use std::time::Duration;
 
 /// Runs the example until the board is shown; returns the launcher's output, stopped.
 fn run_once(port: &str, data: &str) -> Vec<String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut stage = Proc::spawn_env(
-        "stage",
-        env!("CARGO_BIN_EXE_stage"),
-        &["run", "cluster-examples/leaderboard/topology.lua"],
-        root,
+    let mut stage = Proc::example(
+        "leaderboard",
         &[
             ("STAGE_LEADERBOARD_PORT", port),
             ("STAGE_LEADERBOARD_DATA", data),
         ],
     );
     stage.wait_out("[game] players on the board: 5", WAIT);
-    stage.signal(libc::SIGINT);
-    let status = stage.wait_exit(Duration::from_secs(10));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "the launcher stops cleanly\n{}",
-        stage.dump()
-    );
+    stage.stop_cleanly();
     stage.stdout()
 }
 

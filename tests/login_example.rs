@@ -3,20 +3,11 @@
 
 mod common;
 use common::{free_port, Proc, WAIT};
-use std::path::Path;
-use std::time::Duration;
 
 #[test]
 fn logins_wait_for_one_of_two_tickets() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let port = free_port().to_string();
-    let mut stage = Proc::spawn_env(
-        "stage",
-        env!("CARGO_BIN_EXE_stage"),
-        &["run", "cluster-examples/login/topology.lua"],
-        root,
-        &[("STAGE_LOGIN_PORT", &port)],
-    );
+    let mut stage = Proc::example("login", &[("STAGE_LOGIN_PORT", &port)]);
     stage.wait_out("[lobby] all 6 players logged in, at most 2 at once", WAIT);
     let out = stage.stdout();
     for player in ["ann", "ben", "cat", "dan", "eve", "fay"] {
@@ -36,11 +27,5 @@ fn logins_wait_for_one_of_two_tickets() {
         .map(|(i, _)| i)
         .unwrap();
     assert!(first_out < third_in, "{out:#?}");
-    stage.signal(libc::SIGINT);
-    let status = stage.wait_exit(Duration::from_secs(10));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "the launcher stops cleanly\n{}",
-        stage.dump()
-    );
+    stage.stop_cleanly();
 }

@@ -238,6 +238,28 @@ impl Proc {
         let _ = self.child.wait();
     }
 
+    /// Runs `stage run cluster-examples/<name>/topology.lua` from the repository root, with
+    /// extra environment variables (the examples take their ports from them).
+    pub fn example(name: &str, env: &[(&str, &str)]) -> Proc {
+        let topology = format!("cluster-examples/{name}/topology.lua");
+        Proc::spawn_env(
+            "stage",
+            env!("CARGO_BIN_EXE_stage"),
+            &["run", &topology],
+            Path::new(env!("CARGO_MANIFEST_DIR")),
+            env,
+        )
+    }
+
+    /// Stops a launcher with SIGINT and asserts it exits cleanly (status 0) within 10 s.
+    pub fn stop_cleanly(&mut self) {
+        self.signal(libc::SIGINT);
+        let status = self
+            .wait_exit(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("launcher did not exit after SIGINT\n{}", self.dump()));
+        assert!(status.success(), "exit status {status}\n{}", self.dump());
+    }
+
     /// Waits for the process to exit within `timeout`; its exit status.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
