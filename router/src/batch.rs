@@ -4,6 +4,7 @@
 //! burst of messages to one node costs one lock, not one per message.
 
 use std::ops::Range;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use stage_proto::writer::Push;
@@ -13,8 +14,9 @@ use crate::link::Link;
 #[derive(Default)]
 pub struct Batch {
     to: Option<Arc<Link>>,
-    /// The pending frames, in the read buffer.
+    /// The pending frames, in the read buffer, and how many they are.
     run: Range<usize>,
+    frames: u64,
 }
 
 impl Batch {
@@ -40,16 +42,20 @@ impl Batch {
             return Push::Full;
         }
         self.run = start..frame.end;
+        self.frames += 1;
         Push::Queued
     }
 
     /// Queues what is pending; `buf` is the read buffer the offers were made from.
     pub fn flush(&mut self, buf: &[u8]) {
         if let Some(to) = self.to.take() {
-            if !self.run.is_empty() {
-                to.queue_reserved(&buf[self.run.clone()]);
+            if !self.run.is_empty() && to.queue_reserved(&buf[self.run.clone()]) == Push::Queued {
+                to.counters
+                    .messages_out
+                    .fetch_add(self.frames, Ordering::Relaxed);
             }
         }
         self.run = 0..0;
+        self.frames = 0;
     }
 }

@@ -1,6 +1,7 @@
 //! The hot path: pick the target(s) of a message and queue the very bytes that arrived.
 
 use std::ops::Range;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,7 +73,11 @@ pub fn forward(
         Pick::All(members) => {
             batch.flush(buf);
             for link in members.iter().filter_map(Member::live) {
-                count(link, link.forward(raw));
+                let push = link.forward(raw);
+                if push == Push::Queued {
+                    link.counters.messages_out.fetch_add(1, Ordering::Relaxed);
+                }
+                count(link, push);
             }
         }
         Pick::None => {}
@@ -105,13 +110,14 @@ pub async fn deliver_blocked(
 ) -> Outcome {
     // The sender hears that its target is not keeping up (DESIGN §8) while it is slowed down,
     // so a script can shed load before anything is refused.
-    if from.overload_due() {
-        from.send(overload(h));
-    }
+    tell_overload(from, h);
     let mut full = false;
     for link in links {
         match link.forward_waiting(raw, STALL_PATIENCE).await {
-            Push::Queued => delivered += 1,
+            Push::Queued => {
+                link.counters.messages_out.fetch_add(1, Ordering::Relaxed);
+                delivered += 1
+            }
             Push::Full => full = true,
             Push::Closed => {}
         }
@@ -130,8 +136,8 @@ fn settle(
     delivered: usize,
     full: bool,
 ) -> Outcome {
-    if full && from.overload_due() {
-        from.send(overload(h));
+    if full {
+        tell_overload(from, h);
     }
     if delivered > 0 {
         return Outcome::Delivered;
@@ -149,13 +155,22 @@ fn settle(
         if from.forward(&nack(h, &raw[PREFIX_LEN..], reason)) == Push::Full {
             return Outcome::Dropped(reason);
         }
+        from.counters.nacks.fetch_add(1, Ordering::Relaxed);
         Outcome::Nacked(reason)
     } else {
         Outcome::Dropped(reason)
     }
 }
 
-/// Tells a sender that `h.target` is not keeping up.
+/// Tells a sender that `h.target` is not keeping up, at most once per interval.
+fn tell_overload(from: &Link, h: &Header) {
+    if from.overload_due() {
+        from.send(overload(h));
+        from.counters.overloads.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The overload signal about `h.target` for its sender.
 fn overload(h: &Header) -> bytes::Bytes {
     let mut o = Header::new(Kind::Overload);
     o.target = h.source;

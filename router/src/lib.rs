@@ -6,10 +6,13 @@
 
 pub mod batch;
 pub mod cli;
+pub mod counters;
 pub mod forward;
+pub mod http;
 pub mod inbound;
 pub mod link;
 pub mod locks;
+pub mod metrics;
 pub mod ring;
 pub mod script;
 pub mod server;
@@ -54,8 +57,16 @@ fn run(args: cli::Args) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let http = match args.http {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot serve http on {addr}: {e}"))?,
+            ),
+            None => None,
+        };
         tokio::select! {
-            r = server::serve(listener, settings, script, args.modes) => r,
+            r = server::serve(listener, http, settings, script, args.modes) => r,
             s = stage_proto::shutdown::quit_signal() => {
                 log::info!("{s}: stopping");
                 Ok(())

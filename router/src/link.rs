@@ -9,6 +9,8 @@ use bytes::Bytes;
 use stage_proto::heartbeat::Liveness;
 use stage_proto::writer::{Push, QueueTx};
 
+use crate::counters::LinkCounters;
+
 /// Least time between two overload signals to the same sender.
 const OVERLOAD_SIGNAL_EVERY: Duration = Duration::from_millis(100);
 
@@ -30,6 +32,7 @@ pub struct Link {
     overload_told_ms: AtomicU64,
     /// Classes (one bit each) whose member on this link reported itself overloaded.
     busy: [AtomicU64; 4],
+    pub counters: LinkCounters,
 }
 
 impl Link {
@@ -44,6 +47,7 @@ impl Link {
             created: Instant::now(),
             overload_told_ms: AtomicU64::new(0),
             busy: Default::default(),
+            counters: LinkCounters::default(),
         }
     }
 
@@ -77,6 +81,11 @@ impl Link {
             return Push::Closed;
         }
         self.settle(self.tx.push(frame))
+    }
+
+    /// Bytes waiting to be written to the node.
+    pub fn queued(&self) -> usize {
+        self.tx.queued()
     }
 
     /// Whether `len` more bytes of messages fit in the queue now.

@@ -9,6 +9,7 @@ use stage_proto::handshake::ClassMap;
 use stage_proto::ServiceId;
 use tokio::net::TcpListener;
 
+use crate::counters::ClassCounters;
 use crate::link::Link;
 use crate::script::Script;
 use crate::session;
@@ -44,6 +45,8 @@ pub struct Router {
     pub links: Mutex<HashMap<u32, Arc<Link>>>,
     pub settings: Settings,
     pub listen: SocketAddr,
+    /// Messages addressed to each class (for `/metrics`).
+    pub class_messages: ClassCounters,
     next_token: AtomicU32,
 }
 
@@ -101,6 +104,7 @@ impl Router {
 /// Binds, loads the control script, applies `--mode`, and serves until the process ends.
 pub async fn serve(
     listener: TcpListener,
+    http: Option<TcpListener>,
     settings: Settings,
     script: (String, String),
     modes: Vec<(String, String)>,
@@ -115,6 +119,7 @@ pub async fn serve(
         links: Mutex::new(HashMap::new()),
         settings,
         listen,
+        class_messages: ClassCounters::default(),
         next_token: AtomicU32::new(1),
     });
     let loaded = Script::load(Arc::downgrade(&router), &script.0, &script.1)?;
@@ -130,6 +135,14 @@ pub async fn serve(
     }
     log::info!("control script {}", script.0);
     tokio::spawn(crate::locks::run(router.locks.clone()));
+    if let Some(http) = http {
+        let addr = http
+            .local_addr()
+            .map_err(|e| format!("http listener address: {e}"))?;
+        // Like the listening line: tests and launchers wait for it.
+        eprintln!("stage-router: http on {addr}");
+        tokio::spawn(crate::http::serve(http, router.clone()));
+    }
     // Not a log record: launchers and tests wait for this line whatever the log level.
     eprintln!("stage-router: listening on {listen}");
     loop {

@@ -1,6 +1,7 @@
 //! One node's connection: handshake, registration, the read loop, and clean-up on close.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
 use crate::batch::Batch;
+use crate::counters::ClassTally;
 use crate::forward::{deliver_blocked, forward, Attempt, Outcome};
 use crate::inbound::FrameReader;
 use crate::link::Link;
@@ -241,13 +243,22 @@ async fn read_loop(
     instance: u32,
     frames: &mut FrameReader<OwnedReadHalf>,
 ) -> String {
-    let mut table = Cached::new(&router.table);
-    let mut batch = Batch::default();
+    let mut reading = Reading {
+        table: Cached::new(&router.table),
+        batch: Batch::default(),
+        classes: ClassTally::default(),
+        messages: 0,
+    };
     loop {
-        let handled = handle_read(router, link, instance, frames, &mut table, &mut batch).await;
+        let handled = handle_read(router, link, instance, frames, &mut reading).await;
         // Everything this read held for other nodes goes out before the next read (and the
         // messages before a malformed frame before the link closes).
-        batch.flush(frames.buffer());
+        reading.batch.flush(frames.buffer());
+        let messages = std::mem::take(&mut reading.messages);
+        link.counters
+            .messages_in
+            .fetch_add(messages, Ordering::Relaxed);
+        reading.classes.publish(&router.class_messages);
         if let Err(why) = handled {
             return closing(link, why);
         }
@@ -263,15 +274,29 @@ async fn read_loop(
     }
 }
 
+/// What a session keeps from read to read.
+struct Reading {
+    table: Cached<Table>,
+    batch: Batch,
+    /// This read's messages per target class, and in all (added to the counters per read).
+    classes: ClassTally,
+    messages: u64,
+}
+
 /// Handles every complete frame of the last read; an error says why the link must close.
 async fn handle_read(
     router: &Router,
     link: &Arc<Link>,
     instance: u32,
     frames: &mut FrameReader<OwnedReadHalf>,
-    table: &mut Cached<Table>,
-    batch: &mut Batch,
+    reading: &mut Reading,
 ) -> Result<(), String> {
+    let Reading {
+        table,
+        batch,
+        classes,
+        messages,
+    } = reading;
     while let Some((h, range)) = frames
         .next_frame()
         .map_err(|e| format!("malformed frame: {e}"))?
@@ -287,6 +312,8 @@ async fn handle_read(
                 ))
             }
             Kind::Message => {
+                *messages += 1;
+                classes.count(h.target.class());
                 let buf = frames.buffer();
                 let attempt = forward(
                     table.get(&router.table),
