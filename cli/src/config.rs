@@ -9,34 +9,27 @@
 //! insecure = false                               -- switches: true or false
 //! ```
 //!
-//! Flags on the command line win: a key whose flag is also given there is ignored (for a
+//! Values become flags as [`crate::flags`] says. Flags on the command line win: a key whose flag is also given there is ignored (for a
 //! repeatable flag, the command line's list replaces the file's). Every key is checked before
 //! anything runs; an error names the file, the key and the form it expects.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
 use clap::{Arg, ArgAction, Command};
 use mlua::{Lua, Value};
 
+use crate::flags::{flag_name, push_flags, utf8};
+
 /// `argv` with the flags of its `--config FILE` (if any) inserted after the program name.
 pub fn expand(command: &Command, argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
     let Some(file) = config_file(&argv) else {
         return Ok(argv);
     };
-    let entries = read(Path::new(&file))?;
     let given = given_flags(&argv);
     let mut inserted: Vec<OsString> = Vec::new();
-    for (key, value) in entries {
-        let flag = key.replace('_', "-");
-        let arg = command
-            .get_arguments()
-            .find(|a| a.get_long() == Some(flag.as_str()) && flag != "config")
-            .ok_or_else(|| unknown_key(&file, &key, command))?;
-        let args = to_args(arg, &value).map_err(|e| format!("{file}: key '{key}': {e}"))?;
-        check(command, &args).map_err(|e| format!("{file}: key '{key}': {e}"))?;
-        if !given.iter().any(|g| g == &flag) {
+    for (flag, args) in read(Path::new(&file), command)? {
+        if !given.contains(&flag) {
             inserted.extend(args.into_iter().map(OsString::from));
         }
     }
@@ -74,17 +67,10 @@ fn given_flags(argv: &[OsString]) -> Vec<String> {
         .collect()
 }
 
-/// What a config file's value is, independently of Lua.
-#[derive(Debug, Clone, PartialEq)]
-enum Setting {
-    Text(String),
-    Switch(bool),
-    List(Vec<String>),
-}
-
-/// Runs the file in a bare Lua state and collects the globals it set.
-fn read(path: &Path) -> Result<BTreeMap<String, Setting>, String> {
-    let file = path.display();
+/// Runs the file in a bare Lua state; for each global it set, the flag's name and its
+/// command-line arguments, checked against `command` (sorted by flag).
+fn read(path: &Path, command: &Command) -> Result<Vec<(String, Vec<String>)>, String> {
+    let file = path.display().to_string();
     let source = std::fs::read_to_string(path).map_err(|e| format!("config file {file}: {e}"))?;
     let lua = Lua::new();
     let globals = lua.globals();
@@ -96,79 +82,44 @@ fn read(path: &Path) -> Result<BTreeMap<String, Setting>, String> {
         .set_name(format!("@{file}"))
         .exec()
         .map_err(|e| format!("config file {file}: {e}"))?;
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     for pair in globals.pairs::<Value, Value>() {
         let (key, value) = pair.map_err(|e| format!("config file {file}: {e}"))?;
         let Value::String(key) = key else {
             return Err(format!("config file {file}: keys must be flag names"));
         };
-        let key = key.to_str().map_err(|e| e.to_string())?.to_owned();
+        let key = utf8(&key, &format!("a key in {file}"))?;
         if before.contains(&key) {
             continue;
         }
-        let setting = setting(&value).map_err(|e| format!("{file}: key '{key}': {e}"))?;
-        out.insert(key, setting);
+        let at = format!("{file}: key '{key}'");
+        let flag = flag_name(&key, &at)?;
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_long() == flag.strip_prefix("--") && flag != "--config")
+            .ok_or_else(|| unknown_key(&file, &key, command))?;
+        check_shape(arg, &value).map_err(|e| format!("{at}: {e}"))?;
+        let mut args = Vec::new();
+        push_flags(&mut args, &key, value, &at)?;
+        check(command, &args).map_err(|e| format!("{at}: {e}"))?;
+        out.push((flag.trim_start_matches('-').to_owned(), args));
     }
+    out.sort();
     Ok(out)
 }
 
-fn setting(value: &Value) -> Result<Setting, String> {
-    Ok(match value {
-        Value::Boolean(b) => Setting::Switch(*b),
-        Value::Table(t) => {
-            let mut items = Vec::new();
-            for pair in t.clone().pairs::<Value, Value>() {
-                let (k, v) = pair.map_err(|e| e.to_string())?;
-                let v = scalar(&v)?;
-                items.push(match k {
-                    // { "a", "b" }: the values; { name = "x" }: NAME=VALUE pairs.
-                    Value::Integer(_) => (None, v),
-                    Value::String(k) => {
-                        (Some(k.to_str().map_err(|e| e.to_string())?.to_owned()), v)
-                    }
-                    _ => return Err("list keys must be positions or names".into()),
-                });
-            }
-            items.sort_by(|a, b| a.0.cmp(&b.0));
-            Setting::List(
-                items
-                    .into_iter()
-                    .map(|(k, v)| k.map_or(v.clone(), |k| format!("{k}={v}")))
-                    .collect(),
-            )
-        }
-        other => Setting::Text(scalar(other)?),
-    })
-}
-
-fn scalar(value: &Value) -> Result<String, String> {
-    match value {
-        Value::String(s) => Ok(s.to_str().map_err(|e| e.to_string())?.to_owned()),
-        Value::Integer(i) => Ok(i.to_string()),
-        Value::Number(n) if n.fract() == 0.0 && n.is_finite() => Ok((*n as i64).to_string()),
-        Value::Number(n) => Ok(n.to_string()),
-        other => Err(format!(
-            "expected a string or a number, got {}",
-            other.type_name()
-        )),
-    }
-}
-
-/// The command-line arguments for `arg` set to `value`.
-fn to_args(arg: &Arg, value: &Setting) -> Result<Vec<String>, String> {
+/// Whether `value` has the shape `arg` takes: a switch `true` or `false`, a value flag a
+/// string or number, a repeatable flag also a table.
+fn check_shape(arg: &Arg, value: &Value) -> Result<(), String> {
     let flag = format!("--{}", arg.get_long().unwrap_or_default());
     let switch = matches!(arg.get_action(), ArgAction::SetTrue | ArgAction::SetFalse);
     let repeatable = matches!(arg.get_action(), ArgAction::Append | ArgAction::Count);
     match value {
-        Setting::Switch(on) if switch => Ok(if *on { vec![flag] } else { vec![] }),
-        Setting::Switch(_) => Err(format!("{flag} takes a value, not true or false")),
+        Value::Boolean(_) if !switch => Err(format!("{flag} takes a value, not true or false")),
+        Value::Boolean(_) => Ok(()),
         _ if switch => Err(format!("{flag} is a switch: write true or false")),
-        Setting::Text(v) => Ok(vec![flag, v.clone()]),
-        Setting::List(items) if repeatable => Ok(items
-            .iter()
-            .flat_map(|v| [flag.clone(), v.clone()])
-            .collect()),
-        Setting::List(_) => Err(format!("{flag} takes one value, not a table")),
+        Value::Table(_) if !repeatable => Err(format!("{flag} takes one value, not a table")),
+        _ => Ok(()),
     }
 }
 
@@ -272,6 +223,8 @@ mod tests {
         );
         let e = run("listen = { 'a', 'b' }", &[]).unwrap_err();
         assert!(e.contains("key 'listen'") && e.contains("one value"), "{e}");
+        let e = run("mode = { 'a=b', x = 'y' }", &[]).unwrap_err();
+        assert!(e.contains("key 'mode'") && e.contains("mixes"), "{e}");
         let e = run("listen = ", &[]).unwrap_err();
         assert!(e.contains("config file"), "{e}");
     }

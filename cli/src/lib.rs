@@ -2,6 +2,7 @@
 //! merged under the command line's, the logger, and the exit code.
 
 pub mod config;
+pub mod flags;
 
 use std::ffi::OsString;
 
