@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::procs::{self, Process};
+use crate::wire::push_decimal;
 
 /// A running redis-server, stopped when dropped.
 pub struct Redis {
@@ -136,10 +137,19 @@ impl Conn {
 
 /// Appends a command as a RESP array of bulk strings.
 pub fn command(buf: &mut Vec<u8>, parts: &[&[u8]]) {
-    buf.extend_from_slice(format!("*{}\r\n", parts.len()).as_bytes());
+    buf.push(b'*');
+    push_decimal(buf, parts.len());
+    buf.extend_from_slice(b"\r\n");
     for p in parts {
-        buf.extend_from_slice(format!("${}\r\n", p.len()).as_bytes());
-        buf.extend_from_slice(p);
-        buf.extend_from_slice(b"\r\n");
+        bulk(buf, p);
     }
+}
+
+/// Appends a RESP bulk string (no allocation: the peer workloads publish with it).
+pub fn bulk(buf: &mut Vec<u8>, s: &[u8]) {
+    buf.push(b'$');
+    push_decimal(buf, s.len());
+    buf.extend_from_slice(b"\r\n");
+    buf.extend_from_slice(s);
+    buf.extend_from_slice(b"\r\n");
 }

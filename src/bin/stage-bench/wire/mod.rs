@@ -242,6 +242,32 @@ impl<S: AsyncRead + Unpin> Conn<S> {
     }
 }
 
+/// Appends `n` in decimal (the text protocols' lengths), without allocating.
+pub fn push_decimal(out: &mut Vec<u8>, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// A decimal length of a text protocol; `None` for anything but up to 18 digits.
+pub fn parse_decimal(s: &[u8]) -> Option<usize> {
+    if s.is_empty() || s.len() > 18 {
+        return None;
+    }
+    s.iter().try_fold(0usize, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + (b - b'0') as usize)
+    })
+}
+
 /// The offset of the first CRLF in `b`.
 pub fn find_crlf(b: &[u8]) -> Option<usize> {
     b.windows(2).position(|w| w == b"\r\n")

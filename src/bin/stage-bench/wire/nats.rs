@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::{find_crlf, Event, Role};
+use super::{find_crlf, parse_decimal, push_decimal, Event, Role};
 
 #[derive(Clone)]
 pub struct Codec {
@@ -138,30 +138,6 @@ fn words<const N: usize>(s: &[u8]) -> ([Range<usize>; N], usize) {
         }
     }
     (out, n)
-}
-
-pub fn push_decimal(out: &mut Vec<u8>, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
-pub fn parse_decimal(s: &[u8]) -> Option<usize> {
-    if s.is_empty() || s.len() > 18 {
-        return None;
-    }
-    s.iter().try_fold(0usize, |n, &b| {
-        b.is_ascii_digit().then(|| n * 10 + (b - b'0') as usize)
-    })
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 
 use std::ops::Range;
 
-use super::nats::{parse_decimal, push_decimal};
-use super::{find_crlf, Event, Role};
+use super::{find_crlf, parse_decimal, Event, Role};
+use crate::redis::{bulk, command};
 
 #[derive(Clone)]
 pub struct Codec {
@@ -39,23 +39,6 @@ pub fn setup(role: &Role) -> (Codec, Vec<u8>) {
         subscribed: role.subscribe.unwrap_or_default().as_bytes().to_vec(),
     };
     (codec, out)
-}
-
-fn command(out: &mut Vec<u8>, parts: &[&[u8]]) {
-    out.push(b'*');
-    push_decimal(out, parts.len());
-    out.extend_from_slice(b"\r\n");
-    for p in parts {
-        bulk(out, p);
-    }
-}
-
-fn bulk(out: &mut Vec<u8>, s: &[u8]) {
-    out.push(b'$');
-    push_decimal(out, s.len());
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(s);
-    out.extend_from_slice(b"\r\n");
 }
 
 impl Codec {
