@@ -9,12 +9,19 @@ use crate::header::{Header, HEADER_LEN};
 
 /// Room the next read gets at least: the stream is read in large slices, so a burst of small
 /// frames costs one `read` per this many bytes, not one per leftover fragment of the buffer.
-const READ_ROOM: usize = 64 * 1024;
+pub const READ_ROOM: usize = 64 * 1024;
 
-/// Makes room before a read for the whole of a frame of `frame_len` bytes (reserved once,
-/// not grown read by read) and at least [`READ_ROOM`].
-fn read_room(src: &mut BytesMut, frame_len: usize) {
-    let want = frame_len.saturating_sub(src.len()).max(READ_ROOM);
+/// The room the next read should have after the unparsed bytes `buffered`: the rest of the
+/// frame they begin (reserved once, not grown read by read), and at least [`READ_ROOM`].
+pub fn read_room(buffered: &[u8]) -> usize {
+    let frame_len = buffered.get(..4).map_or(0, |p| {
+        4 + u32::from_le_bytes([p[0], p[1], p[2], p[3]]) as usize
+    });
+    frame_len.saturating_sub(buffered.len()).max(READ_ROOM)
+}
+
+fn make_read_room(src: &mut BytesMut) {
+    let want = read_room(src);
     if src.capacity() - src.len() < want {
         src.reserve(want);
     }
@@ -74,11 +81,11 @@ impl Decoder for FrameCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, std::io::Error> {
         let Some(len) = frame_len(src, self.max_frame)? else {
-            read_room(src, 4);
+            make_read_room(src);
             return Ok(None);
         };
         if src.len() < 4 + len {
-            read_room(src, 4 + len);
+            make_read_room(src);
             return Ok(None);
         }
         // Check the header before taking the bytes, so an error leaves nothing half-consumed.

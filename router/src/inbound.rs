@@ -4,12 +4,9 @@
 
 use std::ops::Range;
 
-use stage_proto::codec::frame_len;
+use stage_proto::codec::{frame_len, read_room, READ_ROOM};
 use stage_proto::{FrameError, Header};
 use tokio::io::{AsyncRead, AsyncReadExt};
-
-/// Room the next read gets at least.
-const READ_ROOM: usize = 64 * 1024;
 
 /// A buffer larger than this is given back once it is empty (after a large frame).
 const KEEP_CAPACITY: usize = 1024 * 1024;
@@ -69,12 +66,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
             self.buf = Vec::with_capacity(READ_ROOM);
         }
-        // Room for the whole of a frame begun (reserved once, not grown read by read).
-        let frame_len = self.buf.get(..4).map_or(0, |p| {
-            4 + u32::from_le_bytes([p[0], p[1], p[2], p[3]]) as usize
-        });
-        let want = frame_len.saturating_sub(self.buf.len()).max(READ_ROOM);
-        self.buf.reserve(want);
+        self.buf.reserve(read_room(&self.buf));
         Ok(self.rd.read_buf(&mut self.buf).await? > 0)
     }
 }
