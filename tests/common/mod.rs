@@ -2,6 +2,8 @@
 //! their output collected line by line, killed when the test ends (pass or fail).
 #![allow(dead_code)] // each test binary uses its own subset of the harness
 
+pub mod markdown;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
