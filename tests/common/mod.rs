@@ -184,6 +184,21 @@ impl Proc {
         })
     }
 
+    /// Waits until stdout holds `expected` in order (each an exact line, others may come
+    /// between): a documented example's `text output`. Panics with the output on timeout.
+    pub fn wait_lines(&self, expected: &[String], timeout: Duration) {
+        let seen = self.wait_for(timeout, |l| {
+            markdown::in_order(&l.out, expected).then(String::new)
+        });
+        assert!(
+            seen.is_some(),
+            "{}: stdout lacks, in this order, within {timeout:?}:\n  {}\n{}",
+            self.name,
+            expected.join("\n  "),
+            self.dump()
+        );
+    }
+
     /// Waits until at least `n` stdout lines start with `prefix`; returns them.
     pub fn wait_count(&self, prefix: &str, n: usize, timeout: Duration) -> Vec<String> {
         let mut got = Vec::new();
