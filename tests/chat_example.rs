@@ -3,6 +3,7 @@
 //! through the `route` service (stage-spec §9.1).
 
 mod common;
+use common::markdown::example;
 use common::{free_port, Proc, WAIT};
 
 use std::net::{TcpListener, TcpStream};
@@ -89,16 +90,14 @@ fn meet(host: &mut Client, newcomer: &mut Client, room: &str) {
     newcomer.hears(host.name, room, &welcome);
 }
 
-#[test]
-fn clients_on_two_nodes_chat_in_rooms_through_route() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+/// The README's `cargo run -- run cluster-examples/chat/topology.lua`, the router and the chat
+/// nodes on free ports; returns the launcher and the two nodes' client ports once they listen.
+fn run_chat() -> (Proc, u16, u16) {
     let router = free_port().to_string();
     let base = chat_base_port();
-    let mut stage = Proc::spawn_env(
-        "stage",
-        env!("CARGO_BIN_EXE_stage"),
-        &["run", "cluster-examples/chat/topology.lua"],
-        root,
+    let stage = Proc::documented(
+        "cluster-examples/chat/README.md",
+        "run",
         &[
             ("STAGE_CHAT_ROUTER", &router),
             ("STAGE_CHAT_PORT", &base.to_string()),
@@ -108,6 +107,61 @@ fn clients_on_two_nodes_chat_in_rooms_through_route() {
     stage.wait_out(&format!("[chat1] chat: node 1 listening on port {a}"), WAIT);
     stage.wait_out(&format!("[chat2] chat: node 2 listening on port {b}"), WAIT);
     stage.wait_err("registered route:9", WAIT);
+    (stage, a, b)
+}
+
+/// The README's two terminal clients, `cargo run --example chat_client -- …` run by cargo in
+/// this checkout (it builds only the example), with the README's ports 7101 and 7102 moved to
+/// the nodes' free ones: Bob and Alice type the README's lines and both see its transcript.
+#[test]
+fn the_readme_clients_see_each_other() {
+    let (mut stage, a, b) = run_chat();
+    let doc = "cluster-examples/chat/README.md";
+    let clients = example(doc, "clients");
+    let mut procs = Vec::new();
+    for line in clients.code.lines().filter(|l| !l.trim().is_empty()) {
+        let line = line
+            .replace("127.0.0.1:7101", &format!("127.0.0.1:{a}"))
+            .replace("127.0.0.1:7102", &format!("127.0.0.1:{b}"));
+        let args: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(args[..2], ["cargo", "run"], "{line}");
+        let name = args[args.len() - 2];
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        procs.push(Proc::spawn_typed(name, "cargo", &args[1..], root));
+    }
+    let [alice, bob] = procs.as_mut_slice() else {
+        panic!("{doc}: two clients, alice and bob")
+    };
+    // The first build of the example may take a while; then each client joins.
+    let build = std::time::Duration::from_secs(600);
+    alice.wait_out("* joined lobby", build);
+    bob.wait_out("* joined lobby", build);
+    let said: Vec<String> = example(doc, "clients").output_lines();
+    let says = |line: &String| {
+        let (who, text) = line.trim_start_matches("[lobby] ").split_once(": ")?;
+        Some((who.to_owned(), text.to_owned()))
+    };
+    for line in &said {
+        if let Some((who, text)) = says(line) {
+            let client = if who == "alice" {
+                &mut *alice
+            } else {
+                &mut *bob
+            };
+            client.type_line(&text);
+            alice.wait_out(line, WAIT);
+            bob.wait_out(line, WAIT);
+        }
+    }
+    alice.wait_lines(&said, WAIT);
+    bob.wait_lines(&said, WAIT);
+    drop(procs);
+    stage.stop_cleanly();
+}
+
+#[test]
+fn clients_on_two_nodes_chat_in_rooms_through_route() {
+    let (mut stage, a, b) = run_chat();
 
     // Commands before a join, and malformed joins, are answered with errors.
     let mut carol = Client::connect(a, "carol");

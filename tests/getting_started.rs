@@ -4,38 +4,36 @@
 //!
 //! - `sh` blocks run line by line with `sh -c` in the current directory, and `cd DIR` changes
 //!   it. One substitution: the clone's `REPOSITORY-URL` is this checkout
-//!   (`CARGO_MANIFEST_DIR`), so the clone holds what is committed here.
-//! - `cargo run -- ARGS` runs the already-built `stage` binary (`CARGO_BIN_EXE_stage`) with ARGS
-//!   in the clone's directory: that is what cargo runs there once it has built the clone, and a
-//!   second debug build of the workspace inside the test would cost CI minutes (a fresh build of
-//!   the clone into a target directory of its own took about 9 minutes on two cores; sharing
-//!   this checkout's target directory blocks on the lock the outer `cargo test` holds while its
-//!   tests run). The routers' ports come from the environment the page names
-//!   (`STAGE_HELLO_PORT`, `STAGE_PORT`), set to free ports so parallel tests do not collide.
+//!   (`CARGO_MANIFEST_DIR`), so the clone holds what is committed here — a file missing from
+//!   git, or a build that needs more than the page says, fails this test.
+//! - `cargo run -- ARGS` runs for real: `cargo` from `PATH` builds the clone and runs it. Its
+//!   target directory is the scratch directory's own (`CARGO_TARGET_DIR`), not this checkout's:
+//!   sharing it would not wait on the outer `cargo test` (cargo releases its build lock before
+//!   running tests) but would rebuild and overwrite `target/debug/stage`, the binary the other
+//!   tests run, with the clone's committed code. The fresh build took 2¼ minutes of the test's
+//!   2¼ on two busy cores; the second `cargo run` finds it built. The routers' ports come
+//!   from the environment variables the page names (`STAGE_HELLO_PORT`, `STAGE_PORT`), set to
+//!   free ports so parallel tests do not collide.
 //! - `lua` blocks are files: the first line, `-- PATH`, says where the page saves them.
 //!
 //! It checks the output the page shows — the demo's exchange, the first stage's answers, the
 //! answer after the hot reload — and that Ctrl-C (SIGINT) stops every process with status 0.
 
 mod common;
+use common::docrun::{self, save};
 use common::markdown::{example, Block};
 use common::{free_port, Proc, Scratch, WAIT};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 const PAGE: &str = "docs/getting-started.md";
 
-/// Runs the `sh` lines of `block` in `cwd` (a `cd` moves it); the `cargo run` lines are
-/// returned, unrun, for the caller to start.
-fn shell(block: &Block, cwd: &mut PathBuf) -> Vec<String> {
+/// Runs the `sh` lines of `block` in `cwd` (a `cd` moves it).
+fn shell(block: &Block, cwd: &mut PathBuf) {
     assert_eq!(block.lang, "sh", "{block:?}");
-    let mut cargo = Vec::new();
     for line in block.code.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if let Some(dir) = line.strip_prefix("cd ") {
             *cwd = cwd.join(dir);
-            continue;
-        }
-        if line.starts_with("cargo run -- ") {
-            cargo.push(line.to_owned());
             continue;
         }
         let line = line.replace("REPOSITORY-URL", env!("CARGO_MANIFEST_DIR"));
@@ -52,29 +50,23 @@ fn shell(block: &Block, cwd: &mut PathBuf) -> Vec<String> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    cargo
 }
 
-/// Starts the block's one `cargo run -- ARGS` line as the built binary with ARGS in `cwd`.
-fn cargo_run(block: &Block, cwd: &mut PathBuf, env: &[(&str, &str)]) -> Proc {
-    let lines = shell(block, cwd);
-    let [line] = lines.as_slice() else {
-        panic!(
-            "{PAGE}: block {:?} should hold one `cargo run`",
-            block.attr("name")
-        )
-    };
-    let args: Vec<&str> = line["cargo run -- ".len()..].split_whitespace().collect();
-    Proc::spawn_env("stage", env!("CARGO_BIN_EXE_stage"), &args, cwd, env)
-}
+/// How long the clone's first `cargo run` may take to build it.
+const BUILD: Duration = Duration::from_secs(20 * 60);
 
-/// Saves a `lua` block where its first line (`-- PATH`) says.
-fn save(block: &Block, cwd: &Path) {
-    let first = block.code.lines().next().unwrap_or_default();
-    let rel = first
-        .strip_prefix("-- ")
-        .unwrap_or_else(|| panic!("{PAGE}: {first:?} should be `-- PATH`"));
-    std::fs::write(cwd.join(rel), &block.code).expect("save the page's file");
+/// Starts the block's `cargo run -- ARGS` in `cwd`, building into `target`; returns once cargo
+/// runs the binary (cargo execs it: the process is then `stage` itself).
+fn cargo_run(block: &Block, cwd: &Path, target: &Path, env: &[(&str, &str)]) -> Proc {
+    let run = docrun::cargo_run(block);
+    let mut args = vec!["run", "--"];
+    args.extend(run.args.iter().map(String::as_str));
+    let target = target.to_str().expect("a UTF-8 scratch path");
+    let mut env = env.to_vec();
+    env.push(("CARGO_TARGET_DIR", target));
+    let stage = Proc::spawn_env("cargo", "cargo", &args, cwd, &env);
+    stage.wait_err("Running `", BUILD);
+    stage
 }
 
 /// Ctrl-C: SIGINT to the launcher; it and each of its `children` exit with status 0.
@@ -90,20 +82,23 @@ fn ctrl_c(stage: &mut Proc, children: &[&str]) {
 fn the_page_followed_literally_ends_with_a_running_cluster() {
     let home = Scratch::new("getting-started");
     let mut cwd = home.dir.clone();
+    let target = home.dir.join("target");
+    let started = Instant::now();
 
     // 1. Get the code.
-    assert!(shell(&example(PAGE, "clone"), &mut cwd).is_empty());
+    shell(&example(PAGE, "clone"), &mut cwd);
     assert!(cwd.join("cluster-examples/hello/topology.lua").is_file());
 
     // 2. The demo cluster, then Ctrl-C.
     let port = free_port().to_string();
     let hello = example(PAGE, "run-hello");
-    let mut stage = cargo_run(&hello, &mut cwd, &[("STAGE_HELLO_PORT", &port)]);
+    let mut stage = cargo_run(&hello, &cwd, &target, &[("STAGE_HELLO_PORT", &port)]);
+    eprintln!("the clone built in {:?}", started.elapsed());
     stage.wait_lines(&hello.output_lines(), WAIT);
     ctrl_c(&mut stage, &["router", "alpha", "beta"]);
 
     // 3. The first stage: a directory and three files.
-    assert!(shell(&example(PAGE, "mkdir"), &mut cwd).is_empty());
+    shell(&example(PAGE, "mkdir"), &mut cwd);
     for name in ["greeter", "visitor", "topology"] {
         save(&example(PAGE, name), &cwd);
     }
@@ -111,7 +106,7 @@ fn the_page_followed_literally_ends_with_a_running_cluster() {
     // 4. Run it: the visitor's asks reach the greeter and the answers come back.
     let port = free_port().to_string();
     let first = example(PAGE, "run-first");
-    let mut stage = cargo_run(&first, &mut cwd, &[("STAGE_PORT", &port)]);
+    let mut stage = cargo_run(&first, &cwd, &target, &[("STAGE_PORT", &port)]);
     stage.wait_lines(&first.output_lines(), WAIT);
 
     // 5. Hot reload: the new greeting arrives while the cluster keeps running.

@@ -2,12 +2,16 @@
 //! hello exchange between two nodes through a router, and stops cleanly on SIGINT (issue 2).
 
 mod common;
+use common::markdown::example;
 use common::{free_port, Proc, WAIT};
 
 #[test]
 fn hello_cluster_exchanges_messages_and_stops_on_sigint() {
     let port = free_port().to_string();
-    let mut stage = Proc::example("hello", &[("STAGE_HELLO_PORT", &port)]);
+    let readme = "cluster-examples/hello/README.md";
+    let mut stage = Proc::documented(readme, "run", &[("STAGE_HELLO_PORT", &port)]);
+    // What the README shows.
+    stage.wait_lines(&example(readme, "run").output_lines(), WAIT);
     // Both directions and both kinds of answer: ping → pong with a reply to `reply`, and
     // pong → ping (every third hello) with ping's return value back to pong's `ack`.
     stage.wait_out("[beta] pong: hello #1 from ping on node 1", WAIT);

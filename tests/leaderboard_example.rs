@@ -2,12 +2,16 @@
 //! three; run a second time, the board is still there (the index keeps it on disk).
 
 mod common;
+use common::markdown::{example, in_order};
 use common::{free_port, Proc, Scratch, WAIT};
+
+const README: &str = "cluster-examples/leaderboard/README.md";
 
 /// Runs the example until the board is shown; returns the launcher's output, stopped.
 fn run_once(port: &str, data: &str) -> Vec<String> {
-    let mut stage = Proc::example(
-        "leaderboard",
+    let mut stage = Proc::documented(
+        README,
+        "run",
         &[
             ("STAGE_LEADERBOARD_PORT", port),
             ("STAGE_LEADERBOARD_DATA", data),
@@ -24,14 +28,9 @@ fn leaderboard_ranks_players_and_keeps_the_board_on_disk() {
     let data = data.dir.to_str().unwrap().to_owned();
     let port = free_port().to_string();
     let first = run_once(&port, &data);
-    for line in [
-        "[game] the board has 0 players; posting ratings",
-        "[game] #1 carol 1430",
-        "[game] #2 alice 1200",
-        "[game] #3 erin 1100",
-    ] {
-        assert!(first.iter().any(|l| l == line), "{line} in {first:#?}");
-    }
+    // What the README shows, in its order.
+    let shown = example(README, "run").output_lines();
+    assert!(in_order(&first, &shown), "{shown:#?} in {first:#?}");
     // Every player got a rank answered.
     let ranked = first.iter().filter(|l| l.contains(" is now #")).count();
     assert_eq!(ranked, 5, "{first:#?}");

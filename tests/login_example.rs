@@ -2,13 +2,15 @@
 //! tickets — every player gets in, never more than two at once.
 
 mod common;
+use common::markdown::example;
 use common::{free_port, Proc, WAIT};
 
 #[test]
 fn logins_wait_for_one_of_two_tickets() {
     let port = free_port().to_string();
-    let mut stage = Proc::example("login", &[("STAGE_LOGIN_PORT", &port)]);
-    stage.wait_out("[lobby] all 6 players logged in, at most 2 at once", WAIT);
+    let readme = "cluster-examples/login/README.md";
+    let mut stage = Proc::documented(readme, "run", &[("STAGE_LOGIN_PORT", &port)]);
+    stage.wait_lines(&example(readme, "run").output_lines(), WAIT);
     let out = stage.stdout();
     for player in ["ann", "ben", "cat", "dan", "eve", "fay"] {
         assert!(

@@ -2,6 +2,7 @@
 //! over at once; restarted by the launcher, the first one is the master again.
 
 mod common;
+use common::markdown::example;
 use common::{free_port, Proc, WAIT};
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,10 @@ fn pid_of(stage: &Proc, name: &str) -> i32 {
 #[test]
 fn the_master_matchmaker_fails_over_and_back() {
     let port = free_port().to_string();
-    let mut stage = Proc::example("matchmaking", &[("STAGE_MATCH_PORT", &port)]);
-    stage.wait_out("(matchmaker on node 1)", WAIT);
+    let readme = "cluster-examples/matchmaking/README.md";
+    let mut stage = Proc::documented(readme, "run", &[("STAGE_MATCH_PORT", &port)]);
+    // The README's first pairing, by the master on node 1.
+    stage.wait_lines(&example(readme, "run").output_lines(), WAIT);
     let master = pid_of(&stage, "match1");
     unsafe { libc::kill(master, libc::SIGKILL) };
     stage.wait_out("(matchmaker on node 2)", WAIT);

@@ -2,6 +2,7 @@
 //! their output collected line by line, killed when the test ends (pass or fail).
 #![allow(dead_code)] // each test binary uses its own subset of the harness
 
+pub mod docrun;
 pub mod markdown;
 
 use std::io::{BufRead, BufReader};
@@ -71,15 +72,21 @@ impl Proc {
         cwd: &Path,
         env: &[(&str, &str)],
     ) -> Proc {
-        let mut child = Command::new(bin)
-            .args(args)
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
             .envs(env.iter().copied())
             .current_dir(cwd)
-            .stdin(Stdio::null())
+            .stdin(Stdio::null());
+        Proc::start(name, &mut cmd)
+    }
+
+    /// Starts `cmd` with its stdout and stderr collected (stdin as `cmd` says).
+    fn start(name: &str, cmd: &mut Command) -> Proc {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("start {bin}: {e}"));
+            .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
         let lines: Arc<(Mutex<Lines>, Condvar)> = Arc::default();
         let out = child.stdout.take().expect("stdout");
         let err = child.stderr.take().expect("stderr");
@@ -253,19 +260,6 @@ impl Proc {
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-
-    /// Runs `stage run cluster-examples/<name>/topology.lua` from the repository root, with
-    /// extra environment variables (the examples take their ports from them).
-    pub fn example(name: &str, env: &[(&str, &str)]) -> Proc {
-        let topology = format!("cluster-examples/{name}/topology.lua");
-        Proc::spawn_env(
-            "stage",
-            env!("CARGO_BIN_EXE_stage"),
-            &["run", &topology],
-            Path::new(env!("CARGO_MANIFEST_DIR")),
-            env,
-        )
     }
 
     /// Stops a launcher with SIGINT and asserts it exits cleanly (status 0) within 10 s.
