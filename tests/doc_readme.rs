@@ -5,7 +5,7 @@
 
 mod common;
 use common::docrun::{cargo_run, cargo_runs, file_of, save};
-use common::markdown::example;
+use common::markdown::{example, root};
 use common::{free_port, Proc, Scratch, WAIT};
 use std::io::Write;
 use std::net::TcpStream;
@@ -18,10 +18,18 @@ const README: &str = "README.md";
 #[test]
 fn demo_cluster_runs_and_stops_on_ctrl_c() {
     let port = free_port().to_string();
-    let mut stage = Proc::documented(README, "demo", &[("STAGE_HELLO_PORT", &port)]);
+    let run = cargo_run(&example(README, "demo"));
+    let args: Vec<&str> = run.args.iter().map(String::as_str).collect();
+    let bin = env!("CARGO_BIN_EXE_stage");
+    let env = [("STAGE_HELLO_PORT", port.as_str())];
+    let mut stage = Proc::spawn_job("stage", bin, &args, &root(), &env);
     stage.wait_out("[beta] pong: hello #1 from ping on node 1", WAIT);
     stage.wait_out("[alpha] ping: pong answered hello #1", WAIT);
-    stage.stop_cleanly();
+    // Ctrl-C reaches the whole foreground job; every process still stops cleanly.
+    stage.ctrl_c();
+    for child in ["router", "alpha", "beta"] {
+        stage.wait_err(&format!("[stage] {child} exited with exit status: 0"), WAIT);
+    }
     stage.wait_err("[stage] stopped", WAIT);
 }
 

@@ -17,7 +17,8 @@
 //! - `lua` blocks are files: the first line, `-- PATH`, says where the page saves them.
 //!
 //! It checks the output the page shows — the demo's exchange, the first stage's answers, the
-//! answer after the hot reload — and that Ctrl-C (SIGINT) stops every process with status 0.
+//! answer after the hot reload — and that Ctrl-C (SIGINT to the job's process group, as a
+//! terminal sends it) stops every process with status 0.
 
 mod common;
 use common::docrun::{self, save};
@@ -64,14 +65,15 @@ fn cargo_run(block: &Block, cwd: &Path, target: &Path, env: &[(&str, &str)]) -> 
     let target = target.to_str().expect("a UTF-8 scratch path");
     let mut env = env.to_vec();
     env.push(("CARGO_TARGET_DIR", target));
-    let stage = Proc::spawn_env("cargo", "cargo", &args, cwd, &env);
+    let stage = Proc::spawn_job("cargo", "cargo", &args, cwd, &env);
     stage.wait_err("Running `", BUILD);
     stage
 }
 
-/// Ctrl-C: SIGINT to the launcher; it and each of its `children` exit with status 0.
+/// Ctrl-C: SIGINT to the job's whole process group, as a terminal sends it; the launcher and
+/// each of its `children` exit with status 0.
 fn ctrl_c(stage: &mut Proc, children: &[&str]) {
-    stage.stop_cleanly();
+    stage.ctrl_c();
     stage.wait_err("[stage] stopped", WAIT);
     for child in children {
         stage.wait_err(&format!("[stage] {child} exited with exit status: 0"), WAIT);

@@ -68,6 +68,12 @@ impl Spawner {
             command.env("RUST_LOG", filter);
         }
         stop_with_launcher(&mut command);
+        // A process group of its own: Ctrl-C in a terminal signals the whole foreground group,
+        // and a child that got SIGINT from the terminal and then the launcher's SIGTERM would
+        // take the second as "stop now" and skip its clean shutdown. The launcher alone gets
+        // the terminal's signals and stops every child once.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         command
     }
 }

@@ -112,3 +112,37 @@ impl Proc {
         writeln!(stdin, "{line}").unwrap_or_else(|e| panic!("{}: stdin: {e}", self.name));
     }
 }
+
+impl Proc {
+    /// Starts `program args` in `cwd` the way a shell starts a foreground job: in a process
+    /// group of its own, which [`Proc::ctrl_c`] signals as a whole.
+    pub fn spawn_job(
+        name: &str,
+        program: &str,
+        args: &[&str],
+        cwd: &Path,
+        env: &[(&str, &str)],
+    ) -> Proc {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(args)
+            .envs(env.iter().copied())
+            .current_dir(cwd)
+            .stdin(std::process::Stdio::null())
+            .process_group(0);
+        Proc::start(name, &mut cmd)
+    }
+
+    /// Ctrl-C in a terminal: SIGINT to every process of the job's group (started by
+    /// [`Proc::spawn_job`]), not only to its leader; asserts the leader exits with status 0
+    /// within 10 s.
+    pub fn ctrl_c(&mut self) {
+        unsafe { libc::kill(-self.pid(), libc::SIGINT) };
+        let status = self
+            .wait_exit(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|| {
+                panic!("{}: still running after Ctrl-C\n{}", self.name, self.dump())
+            });
+        assert!(status.success(), "exit status {status}\n{}", self.dump());
+    }
+}
