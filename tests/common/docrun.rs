@@ -124,13 +124,8 @@ impl Proc {
         env: &[(&str, &str)],
     ) -> Proc {
         use std::os::unix::process::CommandExt;
-        let mut cmd = std::process::Command::new(program);
-        cmd.args(args)
-            .envs(env.iter().copied())
-            .current_dir(cwd)
-            .stdin(std::process::Stdio::null())
-            .process_group(0);
-        Proc::start(name, &mut cmd)
+        let mut cmd = Proc::command(program, args, cwd, env);
+        Proc::start(name, cmd.process_group(0))
     }
 
     /// Ctrl-C in a terminal: SIGINT to every process of the job's group (started by

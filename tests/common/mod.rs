@@ -72,12 +72,17 @@ impl Proc {
         cwd: &Path,
         env: &[(&str, &str)],
     ) -> Proc {
+        Proc::start(name, &mut Proc::command(bin, args, cwd, env))
+    }
+
+    /// The command that runs `bin` with `args` in `cwd` and `env`, stdin closed.
+    fn command(bin: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(bin);
         cmd.args(args)
             .envs(env.iter().copied())
             .current_dir(cwd)
             .stdin(Stdio::null());
-        Proc::start(name, &mut cmd)
+        cmd
     }
 
     /// Starts `cmd` with its stdout and stderr collected (stdin as `cmd` says).
