@@ -74,9 +74,11 @@ fn read(path: &Path, command: &Command) -> Result<Vec<(String, Vec<String>)>, St
     let source = std::fs::read_to_string(path).map_err(|e| format!("config file {file}: {e}"))?;
     let lua = Lua::new();
     let globals = lua.globals();
-    let before: Vec<String> = globals
+    // The standard library's globals, to tell them from the file's. Compared by value, not by
+    // name: a flag may share a name with a library (`package = { "/srv/stage" }` is --package).
+    let before: Vec<(String, Value)> = globals
         .pairs::<String, Value>()
-        .filter_map(|p| p.ok().map(|(k, _)| k))
+        .filter_map(Result::ok)
         .collect();
     lua.load(&source)
         .set_name(format!("@{file}"))
@@ -89,7 +91,7 @@ fn read(path: &Path, command: &Command) -> Result<Vec<(String, Vec<String>)>, St
             return Err(format!("config file {file}: keys must be flag names"));
         };
         let key = utf8(&key, &format!("a key in {file}"))?;
-        if before.contains(&key) {
+        if before.iter().any(|(k, v)| *k == key && *v == value) {
             continue;
         }
         let at = format!("{file}: key '{key}'");
@@ -166,6 +168,8 @@ mod tests {
         heartbeat_window: u64,
         #[arg(long)]
         config: Option<String>,
+        #[arg(long)]
+        package: Vec<String>,
     }
 
     fn run(config: &str, argv: &[&str]) -> Result<Args, String> {
@@ -202,6 +206,18 @@ mod tests {
                 .heartbeat_window,
             9
         );
+    }
+
+    #[test]
+    fn a_flag_named_like_a_lua_library_is_read() {
+        // `package` is also Lua's library table: setting it in the file is still the flag.
+        let a = run(
+            r#"package = { "/srv/stage/scripts", "/srv/stage/rollback" }"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(a.package, ["/srv/stage/scripts", "/srv/stage/rollback"]);
+        assert!(run("", &[]).unwrap().package.is_empty());
     }
 
     #[test]
