@@ -4,7 +4,7 @@
 //! ones; nothing else is changed. The block of `cargo test` is run by `.ci/run` (tested-by=ci).
 
 mod common;
-use common::docrun::{cargo_run, cargo_runs, file_of, save};
+use common::docrun::{cargo_run, cargo_runs, run_standalone, save};
 use common::markdown::{example, root};
 use common::{free_port, Proc, Scratch, WAIT};
 use std::io::Write;
@@ -75,22 +75,10 @@ fn tour_cluster_splits_users_by_hash() {
     game.wait_lines(&block.output_lines(), WAIT);
 }
 
-/// Starts a standalone node hosting the README's Lua block `name` as the stage of its file's
-/// stem, the way tour 1 runs `hello.lua`.
-fn standalone(name: &str, dir: &Scratch) -> Proc {
-    let block = example(README, name);
-    let path = save(&block, &dir.dir);
-    let stem = path.file_stem().unwrap().to_str().unwrap();
-    let stage = format!("{stem}={}", file_of(&block));
-    Proc::node(name, &["--stage", &stage], &dir.dir)
-}
-
 /// Tour 5: jobs with the same key run one at a time, in order, on the workers.
 #[test]
 fn tour_submit_keeps_a_keys_jobs_in_order() {
-    let dir = Scratch::new("readme-submit");
-    let node = standalone("submit", &dir);
-    node.wait_lines(&example(README, "submit").output_lines(), WAIT);
+    run_standalone(README, "submit");
 }
 
 /// Tour 6: the lobby takes a ticket and ranks a player, with `ticket` and `rank` (index) on

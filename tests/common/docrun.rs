@@ -83,6 +83,18 @@ impl Proc {
         Proc::spawn_env("stage", env!("CARGO_BIN_EXE_stage"), &args, cwd, env)
     }
 
+    /// Saves a Lua block where its first line says and starts a standalone node hosting it as
+    /// the stage named after the file (`--stage hello=hello.lua`), in `dir`.
+    pub fn standalone(block: &Block, dir: &Path) -> Proc {
+        let path = save(block, dir);
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("a file name");
+        let stage = format!("{stem}={}", file_of(block));
+        Proc::node(stem, &["--stage", &stage], dir)
+    }
+
     /// Runs the `cargo run -- ARGS` block `name` of `doc` from the repository root with extra
     /// environment variables (the cluster examples take their ports from them).
     pub fn documented(doc: &str, name: &str, env: &[(&str, &str)]) -> Proc {
@@ -140,4 +152,13 @@ impl Proc {
             });
         assert!(status.success(), "exit status {status}\n{}", self.dump());
     }
+}
+
+/// Runs the Lua example `name` of `doc` on a standalone node in a scratch directory and waits
+/// for the output the document shows after it.
+pub fn run_standalone(doc: &str, name: &str) {
+    let dir = super::Scratch::new(name);
+    let block = super::markdown::example(doc, name);
+    let node = Proc::standalone(&block, &dir.dir);
+    node.wait_lines(&block.output_lines(), super::WAIT);
 }
