@@ -113,6 +113,11 @@ pub struct Args {
     /// `stage = { game = "game.lua" }`, `id = 3`); flags given here win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
+    /// Serve `GET /metrics` (Prometheus text), `/status` (a live page of this node) and
+    /// `/status.json` on this address, e.g. 127.0.0.1:9500 (port 0 picks a free port; the log
+    /// says which).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
     /// Log filter: error, warn, info, debug, trace, or env_logger syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,

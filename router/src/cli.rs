@@ -40,8 +40,9 @@ pub struct Args {
     /// are refused (NACK) and their senders get an overload signal.
     #[arg(long, value_name = "BYTES", default_value_t = stage_proto::writer::DEFAULT_LINK_BUFFER)]
     pub link_buffer: usize,
-    /// Serve `GET /metrics` (Prometheus text format) on this address, e.g. 127.0.0.1:9400
-    /// (port 0 picks a free port; the log says which).
+    /// Serve `GET /metrics` (Prometheus text), `/status` (a live page of the cluster) and
+    /// `/status.json` on this address, e.g. 127.0.0.1:9400 (port 0 picks a free port; the log
+    /// says which).
     #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
     /// Read flags from a Lua file whose globals are long flags (`listen = "0.0.0.0:7400"`,

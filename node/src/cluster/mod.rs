@@ -152,6 +152,32 @@ impl Cluster {
             .retain(|l| !Arc::ptr_eq(l, link));
     }
 
+    /// The name routers know this node by.
+    pub fn node_name(&self) -> &str {
+        &self.identity.node
+    }
+
+    /// Each `--router` address (sorted) with whether it is linked now and whether it has gone
+    /// silent (messages then go through another one).
+    pub fn router_states(&self) -> Vec<(String, bool, bool)> {
+        let links = self.links.read().expect("links lock");
+        self.routers
+            .read()
+            .expect("routers lock")
+            .iter()
+            .map(|addr| {
+                let link = links
+                    .iter()
+                    .find(|l| l.addr == *addr && l.alive.load(Ordering::Relaxed));
+                (
+                    addr.clone(),
+                    link.is_some(),
+                    link.is_some_and(|l| l.liveness.is_silent()),
+                )
+            })
+            .collect()
+    }
+
     /// Tells every router that `stage` is (or no longer is) overloaded.
     pub fn report_busy(&self, stage: &str, busy: bool) {
         let instance = self.instance.load(Ordering::Relaxed);
