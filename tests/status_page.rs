@@ -5,7 +5,7 @@
 //! message rates, the overloaded member — refreshing it without reloading the page.
 
 mod common;
-use common::{Proc, Scratch, WAIT};
+use common::{markdown, Proc, Scratch, WAIT};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -183,4 +183,65 @@ end)"#,
         .parse()
         .unwrap_or_else(|_| panic!("a rate in {pong}"));
     assert!(rate > 0.0, "pong's message rate: {pong}");
+}
+
+/// docs/observability.md, followed as written: its `watch.lua` (the hello cluster with every
+/// process serving `--http`) run with `cargo run -- run watch.lua` (the built `stage` binary,
+/// which is what cargo runs) prints the status page's address, and that page, in the
+/// browser, draws the router, both nodes and their stages. The doc's fixed ports become free
+/// ones — the only change.
+#[test]
+fn the_documented_watched_cluster_runs_and_its_page_draws_it() {
+    const DOC: &str = "docs/observability.md";
+    let dir = Scratch::new("watched");
+    let hello = dir.dir.join("cluster-examples/hello");
+    std::fs::create_dir_all(&hello).expect("create cluster-examples/hello");
+    for script in ["ping.lua", "pong.lua"] {
+        let from = markdown::root().join("cluster-examples/hello").join(script);
+        std::fs::copy(&from, hello.join(script)).expect("copy the hello scripts");
+    }
+    let ports: Vec<(&str, String)> = ["7400", "9400", "9401", "9402"]
+        .into_iter()
+        .map(|p| (p, common::free_port().to_string()))
+        .collect();
+    let local = |text: &str| {
+        ports
+            .iter()
+            .fold(text.to_owned(), |t, (doc, free)| t.replace(doc, free))
+    };
+
+    let topology = markdown::example(DOC, "watched-cluster");
+    dir.write("watch.lua", &local(&topology.code));
+    let run = markdown::example(DOC, "run-watched");
+    let args: Vec<&str> = run
+        .code
+        .trim()
+        .strip_prefix("cargo run -- ")
+        .expect("the doc runs the cluster with cargo run")
+        .split_whitespace()
+        .collect();
+    let mut cluster = Proc::spawn("stage", env!("CARGO_BIN_EXE_stage"), &args, &dir.dir);
+    let printed = local(&run.output_lines().join("\n"));
+    let url = cluster
+        .wait_err(&printed, WAIT)
+        .rsplit("status page: ")
+        .next()
+        .unwrap()
+        .to_owned();
+    // ping says hello every second: wait for the first answer, so both nodes are linked.
+    cluster.wait_out("ping: pong answered hello #1", WAIT);
+
+    let dom = render_in_chromium(&url, 3000, &dir.dir.join("chromium"));
+    element(
+        &dom,
+        "g",
+        &format!("data-router=\"127.0.0.1:{}\"", ports[0].1),
+    );
+    for (node, stage) in [("alpha", "ping"), ("beta", "pong")] {
+        let box_ = element(&dom, "g", &format!("data-node=\"{node}\""));
+        assert!(box_.contains(&format!("data-stage=\"{stage}\"")), "{box_}");
+        element(&dom, "tr", &format!("data-node-stage=\"{node}/{stage}\""));
+        element(&dom, "tr", &format!("data-class=\"{stage}\""));
+    }
+    cluster.stop_cleanly();
 }
