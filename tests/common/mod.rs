@@ -211,19 +211,30 @@ impl Proc {
 
     /// Waits until at least `n` stdout lines start with `prefix`; returns them.
     pub fn wait_count(&self, prefix: &str, n: usize, timeout: Duration) -> Vec<String> {
+        self.wait_matching(|l| &l.out, |s| s.starts_with(prefix), prefix, n, timeout)
+    }
+
+    /// Waits until at least `n` stderr (log) lines contain `needle`; returns them.
+    pub fn wait_count_err(&self, needle: &str, n: usize, timeout: Duration) -> Vec<String> {
+        self.wait_matching(|l| &l.err, |s| s.contains(needle), needle, n, timeout)
+    }
+
+    fn wait_matching(
+        &self,
+        stream: impl Fn(&Lines) -> &Vec<String>,
+        matches: impl Fn(&str) -> bool,
+        what: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<String> {
         let mut got = Vec::new();
         self.wait_for(timeout, |l| {
-            got = l
-                .out
-                .iter()
-                .filter(|s| s.starts_with(prefix))
-                .cloned()
-                .collect();
+            got = stream(l).iter().filter(|s| matches(s)).cloned().collect();
             (got.len() >= n).then(String::new)
         });
         assert!(
             got.len() >= n,
-            "{}: {} of {n} lines {prefix:?} within {timeout:?}\n{}",
+            "{}: {} of {n} lines {what:?} within {timeout:?}\n{}",
             self.name,
             got.len(),
             self.dump()

@@ -152,6 +152,18 @@ impl Cluster {
             .retain(|l| !Arc::ptr_eq(l, link));
     }
 
+    /// Whether the router at `addr` hands this node its instance number when it has none
+    /// (no `--id`): the first of the sorted `--router` addresses. Nodes given the same routers
+    /// all ask the same one first, so two of them starting at once cannot be handed the same
+    /// number by two different routers (and then refused by the other one, forever).
+    pub fn assigns_instances(&self, addr: &str) -> bool {
+        self.routers
+            .read()
+            .expect("routers lock")
+            .first()
+            .is_some_and(|first| first == addr)
+    }
+
     /// The name routers know this node by.
     pub fn node_name(&self) -> &str {
         &self.identity.node
