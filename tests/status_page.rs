@@ -111,16 +111,11 @@ end)"#,
         args.extend(extra);
         Proc::node(name, &args, &dir.dir)
     };
-    // Fixed ids, as with several routers in production (docs/deployment.md).
-    let beta = node("beta", &["pong=pong.lua", "rank=index"], &["--id", "2"]);
-    let gamma = node(
-        "gamma",
-        &["slow=slow.lua"],
-        &["--id", "3", "--overload-window", "100"],
-    );
+    let beta = node("beta", &["pong=pong.lua", "rank=index"], &[]);
+    let gamma = node("gamma", &["slow=slow.lua"], &["--overload-window", "100"]);
     r1.wait_err("registered rank:", WAIT);
     r1.wait_err("registered slow:", WAIT);
-    let alpha = node("alpha", &["ping=ping.lua"], &["--id", "1"]);
+    let alpha = node("alpha", &["ping=ping.lua"], &[]);
     gamma.wait_err("stage slow: the backlog keeps growing", WAIT);
 
     let also = [
