@@ -11,7 +11,7 @@ use crate::service::Builtin;
 #[command(
     name = "stage-node",
     version,
-    after_help = "Examples:\n  stage-node --stage hello=hello.lua                       (standalone: local signals only)\n  stage-node --router 127.0.0.1:7400 --stage game=game.lua --id 3\n  stage-node --router 10.0.0.1:7400 --router 10.0.0.2:7400 --secret-file /etc/stage/secret --stage rank=rank.lua --package /srv/stage/lib\n  stage-node --config /etc/stage/game.lua              (router = { \"10.0.0.1:7400\" }  stage = { game = \"game.lua\" } ...)"
+    after_help = "Examples:\n  stage-node --stage hello=hello.lua                       (standalone: local signals only)\n  stage-node --router 127.0.0.1:7400 --stage game=game.lua --id 3\n  stage-node --router 127.0.0.1:7400 --stage game=game.lua --http 127.0.0.1:9401   (/metrics, /status)\n  stage-node --router 10.0.0.1:7400 --router 10.0.0.2:7400 --secret-file /etc/stage/secret --stage rank=rank.lua --package /srv/stage/lib\n  stage-node --config /etc/stage/game.lua              (router = { \"10.0.0.1:7400\" }  stage = { game = \"game.lua\" } ...)"
 )]
 pub struct Args {
     /// Router to link to (repeatable). Without any, the node runs standalone.

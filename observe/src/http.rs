@@ -47,8 +47,8 @@ fn respond(method: &str, path: &str, observed: &dyn Observed) -> Response {
         extra: "",
         body: body.to_owned(),
     };
-    if method != "GET" {
-        return text("405 Method Not Allowed", "only GET\n");
+    if method != "GET" && method != "HEAD" {
+        return text("405 Method Not Allowed", "only GET and HEAD\n");
     }
     match path.split('?').next().unwrap_or("") {
         "/metrics" => Response {
@@ -90,7 +90,9 @@ async fn answer(mut stream: TcpStream, observed: Arc<dyn Observed>) {
         r.extra
     );
     let _ = stream.write_all(head.as_bytes()).await;
-    let _ = stream.write_all(r.body.as_bytes()).await;
+    if method != "HEAD" {
+        let _ = stream.write_all(r.body.as_bytes()).await;
+    }
     let _ = stream.shutdown().await;
 }
 
@@ -133,8 +135,9 @@ mod tests {
             .kind
             .starts_with("text/html"));
         assert_eq!(respond("GET", "/nope", &Fixed).status, "404 Not Found");
+        assert_eq!(respond("HEAD", "/metrics", &Fixed).status, "200 OK");
         assert_eq!(
-            respond("POST", "/metrics", &Fixed).status,
+            respond("DELETE", "/metrics", &Fixed).status,
             "405 Method Not Allowed"
         );
     }

@@ -10,7 +10,7 @@ use clap::Parser;
 #[command(
     name = "stage-router",
     version,
-    after_help = "Examples:\n  stage-router --listen 127.0.0.1:7400\n  stage-router --listen 0.0.0.0:7400 --secret-file /etc/stage/secret --mode rank=hash\n  stage-router --listen 127.0.0.1:0 --script my-router.lua --log debug\n  stage-router --config /etc/stage/router.lua          (listen = \"0.0.0.0:7400\"  mode = { rank = \"hash\" } ...)"
+    after_help = "Examples:\n  stage-router --listen 127.0.0.1:7400\n  stage-router --listen 0.0.0.0:7400 --secret-file /etc/stage/secret --mode rank=hash\n  stage-router --listen 127.0.0.1:0 --script my-router.lua --log debug\n  stage-router --listen 127.0.0.1:7400 --http 127.0.0.1:9400    (then open http://127.0.0.1:9400/status)\n  stage-router --config /etc/stage/router.lua          (listen = \"0.0.0.0:7400\"  mode = { rank = \"hash\" } ...)"
 )]
 pub struct Args {
     /// Address to accept node links on (port 0 picks a free port; the log says which).
