@@ -160,3 +160,14 @@ fn parse_ticket(s: &str) -> Result<(String, i64), String> {
         Ok(n) => Ok((cat.to_owned(), n)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_help_example_parses() {
+        assert_eq!(
+            stage_cli::check_help_examples::<super::Args>("stage-node"),
+            5
+        );
+    }
+}

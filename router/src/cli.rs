@@ -70,3 +70,14 @@ fn parse_mode(s: &str) -> Result<(String, String), String> {
     }
     Ok((name.to_owned(), mode.to_owned()))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_help_example_parses() {
+        assert_eq!(
+            stage_cli::check_help_examples::<super::Args>("stage-router"),
+            5
+        );
+    }
+}
