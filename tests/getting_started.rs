@@ -10,8 +10,9 @@
 //!   target directory is the scratch directory's own (`CARGO_TARGET_DIR`), not this checkout's:
 //!   sharing it would not wait on the outer `cargo test` (cargo releases its build lock before
 //!   running tests) but would rebuild and overwrite `target/debug/stage`, the binary the other
-//!   tests run, with the clone's committed code. The fresh build took 2¼ minutes of the test's
-//!   2¼ on two busy cores; the second `cargo run` finds it built. The routers' ports come
+//!   tests run, with the clone's committed code. A fresh build of the clone took 1 to 2¼
+//!   minutes on two busy cores, most of the test's time (CI has time for it: `.ci/run` took
+//!   about 4 minutes before); the second `cargo run` finds it built. The routers' ports come
 //!   from the environment variables the page names (`STAGE_HELLO_PORT`, `STAGE_PORT`), set to
 //!   free ports so parallel tests do not collide.
 //! - `lua` blocks are files: the first line, `-- PATH`, says where the page saves them.
