@@ -37,7 +37,12 @@ fn route(name: &str) {
 }
 
 fn ticket(name: &str) {
-    run(name, "ticket=ticket", &["--ticket", "login=2"], str::to_owned);
+    run(
+        name,
+        "ticket=ticket",
+        &["--ticket", "login=2"],
+        str::to_owned,
+    );
 }
 
 fn index(name: &str) {
