@@ -3,7 +3,6 @@
 //! (instance 1); each must print its `text output` block, in order.
 
 mod common;
-#[allow(dead_code)] // the TLS half serves tests/agent.rs
 #[path = "agent/server.rs"]
 mod server;
 
@@ -15,8 +14,13 @@ const DOC: &str = "docs/services.md";
 /// Runs example `name` beside `--stage SERVICE` with `flags`; `edit` adjusts the code before
 /// it is written (the agent examples' server address).
 fn run(name: &str, service: &str, flags: &[&str], edit: impl Fn(&str) -> String) {
-    let block = example(DOC, name);
     let dir = Scratch::new(&format!("doc-services-{name}"));
+    run_in(&dir, name, service, flags, edit);
+}
+
+/// [`run`] in `dir`, which holds the files the flags name.
+fn run_in(dir: &Scratch, name: &str, service: &str, flags: &[&str], edit: impl Fn(&str) -> String) {
+    let block = example(DOC, name);
     dir.write("game.lua", &edit(&block.code));
     let (router, addr) = Proc::router("router", &[], &dir.dir);
     let mut args = vec!["--router", &addr, "--id", "9", "--stage", service];
@@ -131,6 +135,23 @@ fn agent_post() {
 #[test]
 fn agent_redirect() {
     agent("agent-redirect");
+}
+
+/// `https://127.0.0.1:8443` is the test server over TLS, its CA given with `--agent-ca`.
+#[test]
+fn agent_https() {
+    let dir = Scratch::new("doc-services-agent-https");
+    let (tls, ca) = server::tls_files(&dir.dir);
+    let srv = server::Server::start(Some(tls));
+    let url = srv.url("https");
+    let ca = ca.to_string_lossy().into_owned();
+    run_in(
+        &dir,
+        "agent-https",
+        "agent=curl",
+        &["--agent-ca", &ca],
+        |code| code.replace("https://127.0.0.1:8443", &url),
+    );
 }
 
 #[test]
