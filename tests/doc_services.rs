@@ -88,6 +88,12 @@ fn route_control() {
 }
 
 #[test]
+fn route_keepalive() {
+    let flags = ["--route-keepalive", "500"];
+    run("route-keepalive", "route=route", &flags, str::to_owned);
+}
+
+#[test]
 fn ticket_grant() {
     ticket("ticket-grant");
 }
