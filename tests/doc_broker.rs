@@ -61,6 +61,11 @@ fn packet() {
 }
 
 #[test]
+fn slow_consumer() {
+    run("broker-slow-consumer");
+}
+
+#[test]
 fn udp() {
     run("broker-udp");
 }
