@@ -280,6 +280,8 @@ solo_examples! {
     submit: "submit" "--threads" "2";
     thread: "thread";
     proxy: "proxy";
+    stage_index: "stage-index";
+    lua_libraries: "lua-libraries";
     actor: "actor";
     ticket_global: "ticket-global" "--stage" "ticket=ticket" "--ticket" "login=1";
     limits: "limits" "--instruction-budget" "1000000";
