@@ -219,6 +219,17 @@ fn modules() {
 }
 
 #[test]
+fn submit_named() {
+    let files = [("jobs-module", "jobs.lua")];
+    alone(
+        "submit-named",
+        &files,
+        demo(&[("demo", "submit-named")], &[]),
+        &[],
+    );
+}
+
+#[test]
 fn process() {
     let node = demo(&[("demo", "process")], &["--lua-config", "config.json"]);
     alone("process", &[("lua-config", "config.json")], node, &[]);
