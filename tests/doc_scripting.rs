@@ -192,6 +192,28 @@ fn cluster_sender_ids_and_hash_keys() {
     );
 }
 
+/// `chat.lua` on nodes 1 and 2: both show the broadcast node 2 sends.
+#[test]
+fn cluster_own_stage_broadcast() {
+    let chat = [("chat", "cluster-self")];
+    let shows = ["cluster-self"];
+    let node = |id| Node {
+        id,
+        stages: &chat,
+        args: &[],
+        shows: &shows,
+    };
+    run(
+        "self",
+        &Run {
+            files: &[],
+            router: Some(&[]),
+            nodes: &[node(1), node(2)],
+            env: &[],
+        },
+    );
+}
+
 #[test]
 fn cluster_lock() {
     let stages = [("demo", "cluster-lock")];
