@@ -77,9 +77,17 @@ fn cluster_with_a_secret() {
     shows_output("cluster", &["hello"]);
 }
 
+/// The node runs the rollback copy, then the fixed one once `package/start.lua` compiles.
 #[test]
-fn packages_fail_over() {
-    shows_output("packages", &["broken-start", "rollback-start"]);
+fn packages_fail_over_and_back() {
+    let (procs, dir) = run("packages", &["broken-start", "rollback-start"]);
+    let node = &procs[0];
+    node.wait_out("the rollback version", WAIT);
+    let broken = example(DOC, "broken-start").code;
+    let fixed = broken.replace("\"the new version\"", "\"the new version\")");
+    assert_ne!(broken, fixed, "the typo the document tells to fix");
+    std::fs::write(dir.dir.join("package/start.lua"), fixed).expect("fix the script");
+    node.wait_lines(&example(DOC, "packages").output_lines(), WAIT);
 }
 
 #[test]
