@@ -118,6 +118,17 @@ fn solo(name: &str, args: &[&str]) {
     alone(name, &[], demo(&[("demo", name)], args), &[]);
 }
 
+/// Example `name` started as stage `demo` of a standalone node with `env`, its output not yet
+/// checked (the test acts on the node first, or checks its log).
+fn quiet(name: &str, env: &[(&str, &str)]) -> (Proc, Scratch) {
+    let stages = [("demo", name)];
+    let node = Node {
+        shows: &[],
+        ..demo(&stages, &[])
+    };
+    alone(name, &[], node, env)
+}
+
 /// A router with `flags`; `receiver` (stage, example) on nodes 2 and 3, then `sender` (stage,
 /// example) on node 1, whose output it must show.
 fn cluster(flags: &[&str], receiver: (&str, &str), sender: (&str, &str)) {
@@ -150,16 +161,7 @@ fn cluster(flags: &[&str], receiver: (&str, &str), sender: (&str, &str)) {
 
 #[test]
 fn idle_function_and_quit_hook() {
-    let stages = [("demo", "idle-and-quit")];
-    let (node, _dir) = alone(
-        "idle",
-        &[],
-        Node {
-            shows: &[],
-            ..demo(&stages, &[])
-        },
-        &[],
-    );
+    let (node, _dir) = quiet("idle-and-quit", &[]);
     node.wait_out("idle 3", WAIT);
     node.signal(libc::SIGINT);
     node.wait_lines(&example(DOC, "idle-and-quit").output_lines(), WAIT);
@@ -261,13 +263,7 @@ fn process() {
 /// stamp), in order; the debug line is filtered out.
 #[test]
 fn logger() {
-    let stages = [("demo", "logger")];
-    let env = [("GREETING", "hi"), ("RUST_LOG", "info")];
-    let node = Node {
-        shows: &[],
-        ..demo(&stages, &[])
-    };
-    let (node, _dir) = alone("logger", &[], node, &env);
+    let (node, _dir) = quiet("logger", &[("GREETING", "hi"), ("RUST_LOG", "info")]);
     let expected = example(DOC, "logger").output_lines();
     node.wait_err(expected.last().expect("a line"), WAIT);
     let err = node.stderr();
@@ -285,6 +281,18 @@ fn logger() {
         "{}",
         node.dump()
     );
+}
+
+/// The reload example: the test saves the version the document asks for while the node runs.
+#[test]
+fn reload() {
+    let (node, dir) = quiet("reload", &[]);
+    node.wait_out("ask answers: version 1", WAIT);
+    let v2 = example(DOC, "reload")
+        .code
+        .replace("version 1", "version 2");
+    std::fs::write(dir.dir.join("demo.lua"), v2).expect("save version 2");
+    node.wait_lines(&example(DOC, "reload").output_lines(), WAIT);
 }
 
 /// Examples run alone, each as stage `demo` of a standalone node with the flags given.
