@@ -97,3 +97,11 @@ fn with_program(program: &str, args: Vec<OsString>) -> Vec<OsString> {
         .chain(args)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_help_example_parses() {
+        assert_eq!(stage_cli::check_help_examples::<super::Cli>("stage"), 4);
+    }
+}

@@ -2,21 +2,8 @@
 //! people who use it", observability): messages per link and per class, live members.
 
 mod common;
-use common::{Proc, Scratch, WAIT};
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use common::{http_get as get, Proc, Scratch, WAIT};
 use std::time::{Duration, Instant};
-
-/// `GET path` on `addr`: the status line and the whole response.
-fn get(addr: &str, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect(addr).expect("connect to the http endpoint");
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).expect("read the response");
-    let status = response.lines().next().unwrap_or_default().to_owned();
-    (status, response)
-}
 
 /// The value of the sample whose name and labels start with `series`.
 fn sample(metrics: &str, series: &str) -> Option<f64> {
@@ -39,28 +26,14 @@ stage.waitfor("m", function() n = n + 1; if n == 10 then print("GOT 10") end end
         r#"stage.addtask(300, function() for i = 1, 10 do stage.signal("rx:m", i) end; return -1 end)"#,
     );
     let (router, addr) = Proc::router("router", &["--http", "127.0.0.1:0"], &dir.dir);
-    let http = router
-        .wait_err("http on ", WAIT)
-        .rsplit("http on ")
-        .next()
-        .unwrap()
-        .trim()
-        .to_owned();
+    let http = router.http_addr();
     let rx = Proc::node("rx", &["--router", &addr, "--stage", "rx=rx.lua"], &dir.dir);
     router.wait_err("registered rx:", WAIT);
     let _tx = Proc::node("tx", &["--router", &addr, "--stage", "tx=tx.lua"], &dir.dir);
     rx.wait_out("GOT 10", WAIT);
 
     let class = r#"stage_router_class_messages_total{class="rx",mode="roundrobin"}"#;
-    let deadline = Instant::now() + WAIT;
-    let metrics = loop {
-        let (status, body) = get(&http, "/metrics");
-        assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
-        if sample(&body, class) == Some(10.0) || Instant::now() > deadline {
-            break body;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let metrics = poll(&http, class, 10.0);
     assert!(
         metrics.contains("Content-Type: text/plain; version=0.0.4"),
         "{metrics}"
@@ -95,4 +68,105 @@ stage.waitfor("m", function() n = n + 1; if n == 10 then print("GOT 10") end end
         "{metrics}"
     );
     assert_eq!(get(&http, "/nope").0, "HTTP/1.1 404 Not Found");
+}
+
+/// `stage-node --http ADDR`: per stage its handled events, Lua memory, Lua errors and reloads,
+/// the built-in services by kind; `/status.json` the same for the status page.
+#[test]
+fn node_metrics_count_errors_reloads_and_lua_memory() {
+    let dir = Scratch::new("node-metrics");
+    let app = dir.write(
+        "app.lua",
+        r#"stage.waitfor("boom", function() error("kaput") end)
+stage.addtask(100, function() stage.signal("app:boom"); return -1 end)
+print("V1")"#,
+    );
+    let node = Proc::node(
+        "node",
+        &[
+            "--stage",
+            "app=app.lua",
+            "--stage",
+            "rank=index",
+            "--http",
+            "127.0.0.1:0",
+        ],
+        &dir.dir,
+    );
+    let http = node.http_addr();
+    node.wait_out("V1", WAIT);
+    node.wait_err("kaput", WAIT);
+    let series = |name: &str, stage: &str, kind: &str| {
+        format!("{name}{{stage=\"{stage}\",kind=\"{kind}\"}}")
+    };
+    let errors = series("stage_node_stage_errors_total", "app", "lua");
+    let metrics = poll(&http, &errors, 1.0);
+    assert!(
+        sample(
+            &metrics,
+            &series("stage_node_stage_lua_memory_bytes", "app", "lua")
+        )
+        .is_some_and(|b| b > 10_000.0),
+        "a running VM holds memory:\n{metrics}"
+    );
+    assert!(
+        sample(
+            &metrics,
+            &series("stage_node_stage_handled_total", "app", "lua")
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            &series("stage_node_stage_backlog", "rank", "index")
+        ),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            &series("stage_node_stage_reloads_total", "app", "lua")
+        ),
+        Some(0.0),
+        "{metrics}"
+    );
+
+    common::rewrite(&app, "print(\"V2\")");
+    node.wait_out("V2", WAIT);
+    poll(
+        &http,
+        &series("stage_node_stage_reloads_total", "app", "lua"),
+        1.0,
+    );
+    let (status, json) = get(&http, "/status.json");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{json}");
+    for needle in [
+        r#""kind":"node""#,
+        r#""name":"standalone""#,
+        r#""name":"rank","kind":"index""#,
+        r#""reloads":1"#,
+        r#""errors":1"#,
+    ] {
+        assert!(json.contains(needle), "{needle} in {json}");
+    }
+}
+
+/// Reads `/metrics` on `http` until `series` has `value`; the last reading.
+fn poll(http: &str, series: &str, value: f64) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = get(http, "/metrics");
+        assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+        if sample(&body, series) == Some(value) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} never became {value}:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

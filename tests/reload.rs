@@ -3,27 +3,8 @@
 //! on without losing one, and a version that does not compile never replaces the running one.
 
 mod common;
-use common::{Proc, Scratch, WAIT};
-use std::fs::File;
-use std::path::Path;
+use common::{rewrite, Proc, Scratch, WAIT};
 use std::time::{Duration, Instant};
-
-/// Replaces `path` with `code` in one step (write a temporary file, rename it over), with an
-/// mtime two seconds after the old one so the change is seen even when the size is the same
-/// and the file system's timestamps are coarse.
-fn rewrite(path: &Path, code: &str) {
-    let old = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .expect("old mtime");
-    let tmp = path.with_extension("lua.new");
-    std::fs::write(&tmp, code).expect("write the new version");
-    File::options()
-        .write(true)
-        .open(&tmp)
-        .and_then(|f| f.set_modified(old + Duration::from_secs(2)))
-        .expect("set the new version's mtime");
-    std::fs::rename(&tmp, path).expect("replace the script");
-}
 
 /// The receiver, version `tag`. Its counters live in a per-VM shared global (`_SANDBOX[""]`),
 /// so they survive the re-run of the main script; the locals of the old chunk do not.

@@ -42,3 +42,60 @@ pub fn run<A: CommandFactory + FromArgMatches>(
         }
     }
 }
+
+/// The example invocations of `program` in a `--help` text's "Examples:" section, split into
+/// words, with trailing comments (`(…)`, `# …`) cut: each binary's tests parse every one, so
+/// an example that stops being a valid command line fails a test.
+pub fn help_examples(program: &str, help: &str) -> Vec<Vec<String>> {
+    let Some((_, examples)) = help.split_once("Examples:") else {
+        return Vec::new();
+    };
+    examples
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let code = line.split(['(', '#']).next().unwrap_or(line);
+            let words: Vec<String> = code.split_whitespace().map(str::to_owned).collect();
+            let first = words.first()?;
+            (first.rsplit('/').next() == Some(program)).then_some(words)
+        })
+        .collect()
+}
+
+/// Parses every example of `program`'s `--help` with `A` (for the binaries' tests); panics
+/// naming the first example that is not a valid command line; returns how many there are.
+/// With `--config FILE` the file may supply required flags, so none is required then.
+pub fn check_help_examples<A: clap::Parser>(program: &str) -> usize {
+    let help = A::command().render_help().to_string();
+    let examples = help_examples(program, &help);
+    for words in &examples {
+        let mut command = A::command();
+        if words.iter().any(|w| w == "--config") {
+            let ids: Vec<_> = command
+                .get_arguments()
+                .map(|a| a.get_id().clone())
+                .collect();
+            for id in ids {
+                command = command.mut_arg(id, |a| a.required(false));
+            }
+        }
+        if let Err(e) = command.try_get_matches_from(words) {
+            panic!("--help example {:?} does not parse: {e}", words.join(" "));
+        }
+    }
+    examples.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_examples_are_the_program_lines_without_comments() {
+        let help = "Usage: x\n\nExamples:\n  x --a 1   (one)\n  make && x\n  bin/x --b # two\n";
+        assert_eq!(
+            help_examples("x", help),
+            vec![vec!["x", "--a", "1"], vec!["bin/x", "--b"]]
+        );
+    }
+}

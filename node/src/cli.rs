@@ -11,7 +11,7 @@ use crate::service::Builtin;
 #[command(
     name = "stage-node",
     version,
-    after_help = "Examples:\n  stage-node --stage hello=hello.lua                       (standalone: local signals only)\n  stage-node --router 127.0.0.1:7400 --stage game=game.lua --id 3\n  stage-node --router 10.0.0.1:7400 --router 10.0.0.2:7400 --secret-file /etc/stage/secret --stage rank=rank.lua --package /srv/stage/lib\n  stage-node --config /etc/stage/game.lua              (router = { \"10.0.0.1:7400\" }  stage = { game = \"game.lua\" } ...)"
+    after_help = "Examples:\n  stage-node --stage hello=hello.lua                       (standalone: local signals only)\n  stage-node --router 127.0.0.1:7400 --stage game=game.lua --id 3\n  stage-node --router 127.0.0.1:7400 --stage game=game.lua --http 127.0.0.1:9401   (/metrics, /status)\n  stage-node --router 10.0.0.1:7400 --router 10.0.0.2:7400 --secret-file /etc/stage/secret --stage rank=rank.lua --package /srv/stage/lib\n  stage-node --config /etc/stage/game.lua              (router = { \"10.0.0.1:7400\" }  stage = { game = \"game.lua\" } ...)"
 )]
 pub struct Args {
     /// Router to link to (repeatable). Without any, the node runs standalone.
@@ -113,6 +113,11 @@ pub struct Args {
     /// `stage = { game = "game.lua" }`, `id = 3`); flags given here win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
+    /// Serve `GET /metrics` (Prometheus text), `/status` (a live page of this node) and
+    /// `/status.json` on this address, e.g. 127.0.0.1:9500 (port 0 picks a free port; the log
+    /// says which).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
     /// Log filter: error, warn, info, debug, trace, or env_logger syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
@@ -153,5 +158,16 @@ fn parse_ticket(s: &str) -> Result<(String, i64), String> {
             "'{s}': LIMIT is a non-zero integer (negative: no waiting queue)"
         )),
         Ok(n) => Ok((cat.to_owned(), n)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_help_example_parses() {
+        assert_eq!(
+            stage_cli::check_help_examples::<super::Args>("stage-node"),
+            5
+        );
     }
 }

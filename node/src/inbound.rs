@@ -1,6 +1,6 @@
 //! What a stage's main loop receives.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +71,8 @@ pub struct InboxTx {
 struct Counts {
     events: AtomicUsize,
     bytes: AtomicUsize,
+    /// Events the stage has taken out, ever (its handled count).
+    taken: AtomicU64,
 }
 
 impl Counts {
@@ -79,9 +81,16 @@ impl Counts {
         self.bytes.fetch_add(size(event), Ordering::Relaxed);
     }
 
-    fn sub(&self, event: &Inbound) {
+    /// The event left the inbox (taken, or its send failed).
+    fn remove(&self, event: &Inbound) {
         self.events.fetch_sub(1, Ordering::Relaxed);
         self.bytes.fetch_sub(size(event), Ordering::Relaxed);
+    }
+
+    /// The stage took the event out.
+    fn take(&self, event: &Inbound) {
+        self.remove(event);
+        self.taken.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -119,7 +128,7 @@ impl InboxTx {
         match self.tx.send(event) {
             Ok(()) => true,
             Err(e) => {
-                self.counts.sub(&e.0);
+                self.counts.remove(&e.0);
                 false
             }
         }
@@ -134,18 +143,23 @@ impl InboxTx {
     pub fn backlog_bytes(&self) -> usize {
         self.counts.bytes.load(Ordering::Relaxed)
     }
+
+    /// Events the stage has taken out of its inbox since it started.
+    pub fn taken(&self) -> u64 {
+        self.counts.taken.load(Ordering::Relaxed)
+    }
 }
 
 impl InboxRx {
     pub fn recv_timeout(&self, wait: Duration) -> Result<Inbound, RecvTimeoutError> {
         let event = self.rx.recv_timeout(wait)?;
-        self.counts.sub(&event);
+        self.counts.take(&event);
         Ok(event)
     }
 
     pub fn try_recv(&self) -> Result<Inbound, TryRecvError> {
         let event = self.rx.try_recv()?;
-        self.counts.sub(&event);
+        self.counts.take(&event);
         Ok(event)
     }
 }

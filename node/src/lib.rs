@@ -10,6 +10,7 @@ pub mod budget;
 pub mod cli;
 pub mod cluster;
 pub mod inbound;
+pub mod metrics;
 pub mod node;
 pub mod overload;
 pub mod pending;
@@ -18,6 +19,8 @@ pub mod sandbox;
 pub mod script;
 pub mod service;
 pub mod stage;
+pub mod stats;
+pub mod status;
 pub mod store;
 pub mod target;
 pub mod value;
@@ -132,6 +135,19 @@ fn run(args: cli::Args) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
+    // Bound before the stages start, so a taken port is a start-up error.
+    let http = args
+        .http
+        .map(|addr| {
+            let _guard = runtime.enter();
+            std::net::TcpListener::bind(addr)
+                .and_then(|l| {
+                    l.set_nonblocking(true)?;
+                    tokio::net::TcpListener::from_std(l)
+                })
+                .map_err(|e| format!("cannot serve http on {addr}: {e}"))
+        })
+        .transpose()?;
     let pending = Arc::new(pending::Pending::default());
     let cluster = (!standalone).then(|| {
         let identity = cluster::Identity {
@@ -184,6 +200,29 @@ fn run(args: cli::Args) -> Result<(), String> {
         pending,
         runtime.handle().clone(),
     ));
+    if let Some(listener) = http {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("http listener address: {e}"))?;
+        let observer = status::Observer {
+            node: node.clone(),
+            name: node
+                .cluster()
+                .map_or("standalone".to_owned(), |c| c.node_name().to_owned()),
+            kinds: args
+                .stages
+                .iter()
+                .filter_map(|(n, what)| match what {
+                    cli::StageImpl::Builtin(kind) => Some((n.clone(), kind.name().to_owned())),
+                    cli::StageImpl::Lua(_) => None,
+                })
+                .collect(),
+            started: Instant::now(),
+        };
+        // Like the router's line: tests and launchers wait for it whatever the log level.
+        eprintln!("stage-node: http on {addr}");
+        runtime.spawn(stage_observe::http::serve(listener, Arc::new(observer)));
+    }
     let limits = vm::Limits {
         memory: args.memory_limit.saturating_mul(1 << 20),
         instructions: args.instruction_budget,

@@ -12,6 +12,7 @@ use crate::inbound::{Delivery, Inbound, InboxTx};
 use crate::pending::Pending;
 use crate::pool::Pool;
 use crate::script::Scripts;
+use crate::stats::StageStats;
 use crate::store::Store;
 
 /// A message on its way out, its body built behind room for the frame prefix
@@ -40,6 +41,7 @@ pub struct Node {
     /// router close our link.
     max_frame: usize,
     inboxes: HashMap<String, InboxTx>,
+    stats: HashMap<String, Arc<StageStats>>,
     cluster: Option<Arc<Cluster>>,
     store: Arc<Store>,
     scripts: Scripts,
@@ -75,6 +77,10 @@ impl Node {
             broker: Broker::new(io, pool.clone()),
             instance,
             max_frame: bounds.max_frame,
+            stats: inboxes
+                .keys()
+                .map(|n| (n.clone(), Arc::default()))
+                .collect(),
             inboxes,
             cluster,
             store: Arc::default(),
@@ -130,6 +136,35 @@ impl Node {
     /// Largest frame this node sends or accepts.
     pub fn max_frame(&self) -> usize {
         self.max_frame
+    }
+
+    /// What stage `stage` reports for /metrics and /status (every hosted stage has them).
+    pub fn stats(&self, stage: &str) -> Option<&Arc<StageStats>> {
+        self.stats.get(stage)
+    }
+
+    /// Counts a Lua error logged by `stage` (a worker's job counts for the stage that
+    /// submitted it).
+    pub fn count_error(&self, stage: &str) {
+        if let Some(s) = self.stats.get(stage) {
+            s.error();
+        }
+    }
+
+    /// Each hosted stage's inbox (backlog, events taken) and stats, sorted by name.
+    pub fn stage_readings(&self) -> Vec<(&str, &InboxTx, &StageStats)> {
+        let mut out: Vec<_> = self
+            .inboxes
+            .iter()
+            .filter_map(|(n, tx)| Some((n.as_str(), tx, self.stats.get(n)?.as_ref())))
+            .collect();
+        out.sort_by_key(|r| r.0);
+        out
+    }
+
+    /// The router links (none for a standalone node).
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
     }
 
     pub fn hosts(&self, stage: &str) -> bool {

@@ -44,6 +44,9 @@ pub fn spawn(node: Arc<Node>, window: Duration) -> std::io::Result<std::thread::
                         log::info!("stage {stage}: drained; back in round-robin");
                     }
                     node.report_busy(&stage, busy);
+                    if let Some(s) = node.stats(&stage) {
+                        s.overloaded.store(busy, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! `waitfor` callbacks and `addtask` timers one at a time, never concurrently (DESIGN §5).
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -134,6 +135,7 @@ fn run_main(lua: &Lua, name: &str, source: &Source) {
     };
     if let Err(e) = run() {
         log::error!("stage {name}: main script {}: {e}", source.path.display());
+        api::waitfor::count_error(lua);
     }
 }
 
@@ -239,10 +241,11 @@ fn handle(lua: &Lua, name: &str, event: Inbound) {
 }
 
 fn main_loop(lua: &Lua, name: &str, mut watch: Watch, inbox: InboxRx) {
-    let scripts = match api::ctx(lua) {
-        Ok(c) => c.node.scripts().clone(),
+    let (scripts, stats) = match api::ctx(lua) {
+        Ok(c) => (c.node.scripts().clone(), c.node.stats(name).cloned()),
         Err(_) => return,
     };
+    let stats = stats.unwrap_or_default();
     loop {
         // A changed main script is re-run between two messages: nothing queued is lost, and
         // a version that does not compile never replaces the running one (the cache keeps
@@ -253,7 +256,9 @@ fn main_loop(lua: &Lua, name: &str, mut watch: Watch, inbox: InboxRx) {
                 source.path.display()
             );
             run_main(lua, name, &source);
+            stats.reloads.fetch_add(1, Ordering::Relaxed);
         }
+        stats.lua_memory.store(lua.used_memory(), Ordering::Relaxed);
         api::import::reload(lua);
         expire_threads(lua);
         let next = api::addtask::run_due(lua);

@@ -89,6 +89,7 @@ fn run(lua: &Lua, node: &Arc<Node>, pool: &Pool, job: Job) {
         }
         Err(e) => {
             log::error!("stage {}: submitted job: {e}", job.stage);
+            node.count_error(&job.stage);
             if let Some(thread) = &job.thread {
                 // The handler hears of the failure, as a callback does: (nil, error).
                 let err = lua.create_string(e.to_string()).map(Value::String);

@@ -10,7 +10,7 @@ use clap::Parser;
 #[command(
     name = "stage-router",
     version,
-    after_help = "Examples:\n  stage-router --listen 127.0.0.1:7400\n  stage-router --listen 0.0.0.0:7400 --secret-file /etc/stage/secret --mode rank=hash\n  stage-router --listen 127.0.0.1:0 --script my-router.lua --log debug\n  stage-router --config /etc/stage/router.lua          (listen = \"0.0.0.0:7400\"  mode = { rank = \"hash\" } ...)"
+    after_help = "Examples:\n  stage-router --listen 127.0.0.1:7400\n  stage-router --listen 0.0.0.0:7400 --secret-file /etc/stage/secret --mode rank=hash\n  stage-router --listen 127.0.0.1:0 --script my-router.lua --log debug\n  stage-router --listen 127.0.0.1:7400 --http 127.0.0.1:9400    (then open http://127.0.0.1:9400/status)\n  stage-router --config /etc/stage/router.lua          (listen = \"0.0.0.0:7400\"  mode = { rank = \"hash\" } ...)"
 )]
 pub struct Args {
     /// Address to accept node links on (port 0 picks a free port; the log says which).
@@ -40,8 +40,9 @@ pub struct Args {
     /// are refused (NACK) and their senders get an overload signal.
     #[arg(long, value_name = "BYTES", default_value_t = stage_proto::writer::DEFAULT_LINK_BUFFER)]
     pub link_buffer: usize,
-    /// Serve `GET /metrics` (Prometheus text format) on this address, e.g. 127.0.0.1:9400
-    /// (port 0 picks a free port; the log says which).
+    /// Serve `GET /metrics` (Prometheus text), `/status` (a live page of the cluster) and
+    /// `/status.json` on this address, e.g. 127.0.0.1:9400 (port 0 picks a free port; the log
+    /// says which).
     #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
     /// Read flags from a Lua file whose globals are long flags (`listen = "0.0.0.0:7400"`,
@@ -68,4 +69,15 @@ fn parse_mode(s: &str) -> Result<(String, String), String> {
         ));
     }
     Ok((name.to_owned(), mode.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_help_example_parses() {
+        assert_eq!(
+            stage_cli::check_help_examples::<super::Args>("stage-router"),
+            5
+        );
+    }
 }

@@ -8,7 +8,6 @@ pub mod batch;
 pub mod cli;
 pub mod counters;
 pub mod forward;
-pub mod http;
 pub mod inbound;
 pub mod link;
 pub mod locks;
@@ -18,6 +17,7 @@ pub mod script;
 pub mod server;
 pub mod session;
 pub mod snapshot;
+pub mod status;
 pub mod table;
 
 use std::ffi::OsString;

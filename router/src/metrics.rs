@@ -6,19 +6,14 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
+use stage_observe::prometheus::{escape, family};
+
 use crate::link::Link;
 use crate::server::Router;
 
 /// The exposition of `router`'s state now.
 pub fn render(router: &Router) -> String {
-    let mut links: Vec<_> = router
-        .links
-        .lock()
-        .expect("links lock")
-        .values()
-        .cloned()
-        .collect();
-    links.sort_by_key(|l| l.token);
+    let links = router.links_by_token();
     let mut out = String::new();
     family(&mut out, "stage_router_links", "gauge", "Links from nodes.");
     let _ = writeln!(out, "stage_router_links {}", links.len());
@@ -142,28 +137,5 @@ fn link_value(series: usize, l: &Link) -> u64 {
         3 => c.overloads.load(Ordering::Relaxed),
         4 => l.queued() as u64,
         _ => u64::from(l.liveness.is_silent()),
-    }
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// A label value as the text format wants it.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

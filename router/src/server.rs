@@ -47,10 +47,25 @@ pub struct Router {
     pub listen: SocketAddr,
     /// Messages addressed to each class (for `/metrics`).
     pub class_messages: ClassCounters,
+    /// When the router started (uptime on `/status`).
+    pub started: std::time::Instant,
     next_token: AtomicU32,
 }
 
 impl Router {
+    /// Every node link now, in token order (for /metrics and /status).
+    pub fn links_by_token(&self) -> Vec<Arc<Link>> {
+        let mut links: Vec<_> = self
+            .links
+            .lock()
+            .expect("links lock")
+            .values()
+            .cloned()
+            .collect();
+        links.sort_by_key(|l| l.token);
+        links
+    }
+
     /// Allocates a link token (from 1; 0 means "hole" in `router.route`).
     pub fn next_token(&self) -> u32 {
         self.next_token.fetch_add(1, Ordering::Relaxed)
@@ -120,6 +135,7 @@ pub async fn serve(
         settings,
         listen,
         class_messages: ClassCounters::default(),
+        started: std::time::Instant::now(),
         next_token: AtomicU32::new(1),
     });
     let loaded = Script::load(Arc::downgrade(&router), &script.0, &script.1)?;
@@ -141,7 +157,7 @@ pub async fn serve(
             .map_err(|e| format!("http listener address: {e}"))?;
         // Like the listening line: tests and launchers wait for it.
         eprintln!("stage-router: http on {addr}");
-        tokio::spawn(crate::http::serve(http, router.clone()));
+        tokio::spawn(stage_observe::http::serve(http, router.clone()));
     }
     // Not a log record: launchers and tests wait for this line whatever the log level.
     eprintln!("stage-router: listening on {listen}");

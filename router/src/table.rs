@@ -56,6 +56,16 @@ impl Clone for Cursor {
 }
 
 impl Class {
+    /// The member master mode sends to: the one `router.master` chose while it is live, else
+    /// the first live member.
+    pub fn master_link(&self) -> Option<&Arc<Link>> {
+        let mut live = self.members.iter().filter_map(Member::live);
+        (self.master != 0)
+            .then(|| live.clone().find(|l| l.token == self.master))
+            .flatten()
+            .or_else(|| live.next())
+    }
+
     fn new(name: String) -> Class {
         Class {
             name,
@@ -231,13 +241,7 @@ impl Table {
                     round_robin(class, idle().filter(here))
                 }
             }
-            Mode::Master => {
-                let chosen = (class.master != 0)
-                    .then(|| live().find(|l| l.token == class.master))
-                    .flatten()
-                    .or_else(|| live().next());
-                chosen.map_or(Pick::None, Pick::One)
-            }
+            Mode::Master => class.master_link().map_or(Pick::None, Pick::One),
             Mode::Hash => {
                 // Without a key, the sender's id: one sender then sticks to one member. When the
                 // owner is a hole or its link died, its keys go to the next live member on the

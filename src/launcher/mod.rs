@@ -44,6 +44,9 @@ pub fn run(path: &Path, log: Option<LevelFilter>) -> i32 {
         log::error!("cannot install SIGINT/SIGTERM handlers: {e}");
         return EXIT_LAUNCHER_FAILURE;
     }
+    if let Some(url) = topology.status_url() {
+        log::info!("status page: {url}");
+    }
     let child_filter = log.map(|level| level.as_str().to_ascii_lowercase());
     Supervisor::new(topology, exe, child_filter).run()
 }

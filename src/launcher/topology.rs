@@ -85,6 +85,41 @@ pub struct Topology {
     pub entries: Vec<Entry>,
 }
 
+impl Topology {
+    /// The `/status` page that draws the whole cluster: the first process serving `--http`
+    /// (routers come first) with every other one as `?also=`. Processes on port 0 are left
+    /// out (their port is only known once they run); `0.0.0.0` is reached as 127.0.0.1.
+    pub fn status_url(&self) -> Option<String> {
+        let addrs: Vec<String> = self.entries.iter().filter_map(Entry::http).collect();
+        let (first, also) = addrs.split_first()?;
+        let mut url = format!("http://{first}/status");
+        if !also.is_empty() {
+            url.push_str("?also=");
+            url.push_str(&also.join(","));
+        }
+        Some(url)
+    }
+}
+
+impl Entry {
+    /// Where the entry serves `--http`, as a browser on this machine reaches it.
+    fn http(&self) -> Option<String> {
+        let Launch::Stage(flags) = &self.launch else {
+            return None;
+        };
+        let addr = flags
+            .iter()
+            .position(|f| f == "--http")
+            .and_then(|i| flags.get(i + 1))?;
+        let (host, port) = addr.rsplit_once(':')?;
+        if port == "0" {
+            return None;
+        }
+        let host = if host == "0.0.0.0" { "127.0.0.1" } else { host };
+        Some(format!("{host}:{port}"))
+    }
+}
+
 /// A topology that cannot be used, with the file it came from.
 #[derive(Debug)]
 pub struct TopologyError {
@@ -557,6 +592,31 @@ mod tests {
                 "for {source}\n  got: {message}\n  expected it to contain: {expected}"
             );
         }
+    }
+
+    #[test]
+    fn the_status_page_url_names_every_process_serving_http() {
+        let topology = |source: &str| Topology {
+            dir: PathBuf::new(),
+            entries: entries(source),
+        };
+        let t = topology(
+            r#"return {
+              routers = { { name = "r", listen = "127.0.0.1:7400", http = "0.0.0.0:9400" } },
+              nodes = {
+                { name = "a", router = { "127.0.0.1:7400" }, stage = { a = "a.lua" }, http = "127.0.0.1:9401" },
+                { name = "b", router = { "127.0.0.1:7400" }, stage = { b = "b.lua" }, http = "127.0.0.1:0" },
+                { name = "c", router = { "127.0.0.1:7400" }, stage = { c = "c.lua" } },
+              },
+            }"#,
+        );
+        assert_eq!(
+            t.status_url().as_deref(),
+            Some("http://127.0.0.1:9400/status?also=127.0.0.1:9401")
+        );
+        let none =
+            topology(r#"return { routers = { { name = "r", listen = "127.0.0.1:7400" } } }"#);
+        assert_eq!(none.status_url(), None);
     }
 
     #[test]

@@ -131,6 +131,16 @@ impl Proc {
         (p, addr)
     }
 
+    /// The address of the process's `--http` endpoint (from its "http on ADDR" line).
+    pub fn http_addr(&self) -> String {
+        self.wait_err("http on ", WAIT)
+            .rsplit("http on ")
+            .next()
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
     /// Starts a node.
     pub fn node(name: &str, args: &[&str], cwd: &Path) -> Proc {
         Proc::spawn(name, env!("CARGO_BIN_EXE_stage-node"), args, cwd)
@@ -201,19 +211,30 @@ impl Proc {
 
     /// Waits until at least `n` stdout lines start with `prefix`; returns them.
     pub fn wait_count(&self, prefix: &str, n: usize, timeout: Duration) -> Vec<String> {
+        self.wait_matching(|l| &l.out, |s| s.starts_with(prefix), prefix, n, timeout)
+    }
+
+    /// Waits until at least `n` stderr (log) lines contain `needle`; returns them.
+    pub fn wait_count_err(&self, needle: &str, n: usize, timeout: Duration) -> Vec<String> {
+        self.wait_matching(|l| &l.err, |s| s.contains(needle), needle, n, timeout)
+    }
+
+    fn wait_matching(
+        &self,
+        stream: impl Fn(&Lines) -> &Vec<String>,
+        matches: impl Fn(&str) -> bool,
+        what: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<String> {
         let mut got = Vec::new();
         self.wait_for(timeout, |l| {
-            got = l
-                .out
-                .iter()
-                .filter(|s| s.starts_with(prefix))
-                .cloned()
-                .collect();
+            got = stream(l).iter().filter(|s| matches(s)).cloned().collect();
             (got.len() >= n).then(String::new)
         });
         assert!(
             got.len() >= n,
-            "{}: {} of {n} lines {prefix:?} within {timeout:?}\n{}",
+            "{}: {} of {n} lines {what:?} within {timeout:?}\n{}",
             self.name,
             got.len(),
             self.dump()
@@ -303,4 +324,33 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `GET path` on `addr` (HTTP/1.1, one request): the status line and the whole response.
+pub fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the http endpoint");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).expect("read the response");
+    let status = response.lines().next().unwrap_or_default().to_owned();
+    (status, response)
+}
+
+/// Replaces `path` with `code` in one step (write a temporary file, rename it over), with an
+/// mtime two seconds after the old one so the change is seen even when the size is the same
+/// and the file system's timestamps are coarse.
+pub fn rewrite(path: &Path, code: &str) {
+    let old = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .expect("old mtime");
+    let tmp = path.with_extension("lua.new");
+    std::fs::write(&tmp, code).expect("write the new version");
+    std::fs::File::options()
+        .write(true)
+        .open(&tmp)
+        .and_then(|f| f.set_modified(old + Duration::from_secs(2)))
+        .expect("set the new version's mtime");
+    std::fs::rename(&tmp, path).expect("replace the script");
 }

@@ -285,6 +285,7 @@ pub fn run_due(lua: &Lua) -> Option<Instant> {
                 let name = ctx(lua).map(|c| c.name.clone()).unwrap_or_default();
                 // Stop it: a timer that fails every time would flood the log at its rate.
                 log::error!("stage {name}: task {} stopped: {e}", handle(id));
+                crate::api::waitfor::count_error(lua);
                 None
             }
         };

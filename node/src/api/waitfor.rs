@@ -272,6 +272,14 @@ pub fn dispatch(lua: &Lua, d: Delivery) {
     if let Err(e) = try_dispatch(lua, d) {
         let name = ctx(lua).map(|c| c.name.clone()).unwrap_or_default();
         log::error!("stage {name}: {e}");
+        count_error(lua);
+    }
+}
+
+/// Counts a Lua error of the stage (or job) running on `lua` for /metrics and /status.
+pub fn count_error(lua: &Lua) {
+    if let Ok(c) = ctx(lua) {
+        c.node.count_error(&c.name);
     }
 }
 

@@ -23,6 +23,11 @@ use crate::inbound::{Delivery, Inbound};
 
 type Reader = FramedRead<OwnedReadHalf, FrameCodec>;
 
+/// How long the other links of a node without an instance number wait for the router that
+/// assigns it ([`Cluster::assigns_instances`]) before registering anyway (when that router is
+/// down, any router assigns the number).
+const ASSIGNER_WAIT: Duration = Duration::from_secs(1);
+
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,6 +37,14 @@ pub async fn maintain(cluster: Arc<Cluster>, order: usize, addr: String, ready: 
     let mut backoff = MIN_BACKOFF;
     let mut ready = Some(ready);
     let mut failures = 0u32;
+    if !cluster.assigns_instances(&addr) {
+        let deadline = tokio::time::Instant::now() + ASSIGNER_WAIT;
+        while cluster.instance.load(Ordering::Relaxed) == 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     loop {
         let outcome = connect(&cluster, order, &addr).await;
         // Start-up waits for a first answer from each router, whatever it was; an unreachable

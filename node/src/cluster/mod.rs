@@ -152,6 +152,44 @@ impl Cluster {
             .retain(|l| !Arc::ptr_eq(l, link));
     }
 
+    /// Whether the router at `addr` hands this node its instance number when it has none
+    /// (no `--id`): the first of the sorted `--router` addresses. Nodes given the same routers
+    /// all ask the same one first, so two of them starting at once cannot be handed the same
+    /// number by two different routers (and then refused by the other one, forever).
+    pub fn assigns_instances(&self, addr: &str) -> bool {
+        self.routers
+            .read()
+            .expect("routers lock")
+            .first()
+            .is_some_and(|first| first == addr)
+    }
+
+    /// The name routers know this node by.
+    pub fn node_name(&self) -> &str {
+        &self.identity.node
+    }
+
+    /// Each `--router` address (sorted) with whether it is linked now and whether it has gone
+    /// silent (messages then go through another one).
+    pub fn router_states(&self) -> Vec<(String, bool, bool)> {
+        let links = self.links.read().expect("links lock");
+        self.routers
+            .read()
+            .expect("routers lock")
+            .iter()
+            .map(|addr| {
+                let link = links
+                    .iter()
+                    .find(|l| l.addr == *addr && l.alive.load(Ordering::Relaxed));
+                (
+                    addr.clone(),
+                    link.is_some(),
+                    link.is_some_and(|l| l.liveness.is_silent()),
+                )
+            })
+            .collect()
+    }
+
     /// Tells every router that `stage` is (or no longer is) overloaded.
     pub fn report_busy(&self, stage: &str, busy: bool) {
         let instance = self.instance.load(Ordering::Relaxed);

@@ -49,6 +49,16 @@ impl Builtin {
             _ => None,
         }
     }
+
+    /// The service's name (as `/status` and `/metrics` show it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::Route => "route",
+            Builtin::Ticket => "ticket",
+            Builtin::Agent => "agent",
+            Builtin::Index => "index",
+        }
+    }
 }
 
 /// Node settings the services read (`stage-node --help` lists the flags).

@@ -140,3 +140,14 @@ fn all(args: &Args) -> Result<(), String> {
     }
     first.map_or(Ok(()), Err)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_help_example_parses() {
+        assert_eq!(
+            stage_cli::check_help_examples::<super::Args>("stage-bench"),
+            6
+        );
+    }
+}
