@@ -216,6 +216,29 @@ fn cluster_own_stage_broadcast() {
     );
 }
 
+/// `slow.lua` on node 2, `fast.lua` flooding it from node 1 until `on_overload` runs.
+#[test]
+fn cluster_overload() {
+    let node = |id, stages, shows| Node {
+        id,
+        stages,
+        args: &[],
+        shows,
+    };
+    run(
+        "overload",
+        &Run {
+            files: &[],
+            router: Some(&[]),
+            nodes: &[
+                node(2, &[("slow", "overload-slow")], &[]),
+                node(1, &[("fast", "overload-fast")], &["overload-fast"]),
+            ],
+            env: &[],
+        },
+    );
+}
+
 #[test]
 fn cluster_lock() {
     let stages = [("demo", "cluster-lock")];
