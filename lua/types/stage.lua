@@ -51,8 +51,16 @@
 
 ---@class stage
 ---@field name string this stage's name (same as `_STAGE`)
----@field index? fun(k: any, index_id: string, t: table): string|number|nil optional hook of your own: converts non-string keys of `stage.proxy` tables (stage-spec §5.5; undocumented in docs/)
 stage = {}
+
+---An optional hook of your own, not defined by the node (docs/scripting.md, stage.proxy;
+---stage-spec §5.5): assign it to convert keys of `stage.proxy` tables that are not strings or
+---numbers. Returns the key to use (nil: ignore the key). A table of such hooks by index id works too.
+---@param k any the key
+---@param index_id string the proxy's index id
+---@param t table the table behind the proxy
+---@return string|number|nil
+function stage.index(k, index_id, t) end
 
 ---This stage's name.
 ---@type string

@@ -218,9 +218,14 @@ fn send(lua: &Lua, t: &str, options: Options, values: &[Value]) -> mlua::Result<
             // An extension's value is its length in ms (at most a minute); an acquire tells
             // the router how long it may wait, so an expired request is not granted.
             let ms = match (op, values.first()) {
-                (LockOp::Extend, Some(v)) => v
-                    .as_f64()
-                    .filter(|x| x.is_finite() && *x >= 0.0)
+                // An integer or a float: mlua's `as_f64` takes floats only, and `500` is
+                // an integer in Lua 5.4.
+                (LockOp::Extend, Some(v)) => match v {
+                    Value::Integer(i) => Some(*i as f64),
+                    Value::Number(x) => Some(*x),
+                    _ => None,
+                }
+                .filter(|x| x.is_finite() && *x >= 0.0)
                     .map_or(0, |x| x.min(MAX_EXTEND_MS) as u32),
                 (LockOp::Acquire, _) => head.deadline_ms.saturating_sub(waitfor::now_ms()) as u32,
                 _ => 0,

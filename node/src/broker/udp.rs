@@ -70,7 +70,9 @@ async fn run(broker: &Broker, s: &Arc<Socket>, u: &UdpSocket) -> i32 {
             }
             d
         }) {
-            if let Err(e) = u.try_send_to(&bytes, to) {
+            // Awaited, not tried: a fresh socket is not known to be writable yet, and
+            // `try_send_to` would drop the datagrams queued before it started.
+            if let Err(e) = u.send_to(&bytes, to).await {
                 log::debug!("broker: socket {}: datagram to {to}: {e}", s.id);
             }
         }
