@@ -20,12 +20,18 @@ type Series = (
     fn(&Reading) -> u64,
 );
 
-const STAGE_SERIES: [Series; 7] = [
+const STAGE_SERIES: [Series; 8] = [
     (
         "stage_node_stage_handled_total",
         "counter",
         "Events (messages, mostly) the stage took from its inbox.",
         |r| r.1.taken(),
+    ),
+    (
+        "stage_node_stage_sent_total",
+        "counter",
+        "Messages the stage sent through the routers (answers leaving the node included).",
+        |r| r.2.sent.load(Ordering::Relaxed),
     ),
     (
         "stage_node_stage_backlog",

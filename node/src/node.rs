@@ -194,7 +194,8 @@ impl Node {
                 buf: out.buf,
             });
         }
-        match &self.cluster {
+        let from = out.from_stage;
+        let sent = match &self.cluster {
             Some(c) => c.send(out),
             None => {
                 let standalone_member = out.instance == 0 || out.instance == self.instance();
@@ -206,7 +207,13 @@ impl Node {
                 }
                 self.loopback(out)
             }
+        };
+        if sent.is_ok() {
+            if let Some(s) = self.stats.get(from) {
+                s.sent.fetch_add(1, Ordering::Relaxed);
+            }
         }
+        sent
     }
 
     /// Sends an ordered-lock operation to the router (locks live there: every node shares them).

@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 #[derive(Debug, Default)]
 pub struct StageStats {
+    /// Messages the stage sent to stages by name: through a router (on a standalone node,
+    /// to its own stages), answers that leave the node included.
+    pub sent: AtomicU64,
     /// Bytes the stage's Lua VM holds (0 for a built-in service).
     pub lua_memory: AtomicUsize,
     /// Times the main script was run again after its file changed.

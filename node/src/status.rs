@@ -50,6 +50,7 @@ pub fn render(o: &Observer) -> Value {
                 "name": name,
                 "kind": o.kind_of(name),
                 "handled": inbox.taken(),
+                "sent": stats.sent.load(Ordering::Relaxed),
                 "backlog": inbox.backlog(),
                 "backlog_bytes": inbox.backlog_bytes(),
                 "lua_memory": stats.lua_memory.load(Ordering::Relaxed),
