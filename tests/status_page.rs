@@ -175,7 +175,9 @@ end)"#,
     assert_eq!(cell(rank, 2), "index", "{rank}");
     // ping sends three messages each 10 ms through the routers.
     let ping = element(&dom, "tr", "data-node-stage=\"alpha/ping\"");
-    let sent: f64 = cell(ping, 4).parse().unwrap_or_else(|_| panic!("a rate in {ping}"));
+    let sent: f64 = cell(ping, 4)
+        .parse()
+        .unwrap_or_else(|_| panic!("a rate in {ping}"));
     assert!(sent > 0.0, "ping's sent rate: {ping}");
     // Rates from two readings: pong gets about 100 messages a second.
     let rate: f64 = cell(pong, 2)
