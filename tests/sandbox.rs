@@ -192,3 +192,35 @@ end)
     );
     node.wait_out("B\t5\ty\t5\t5", WAIT);
 }
+
+#[test]
+fn errors_of_built_in_functions_are_caught_as_message_strings() {
+    // A script matches a caught error's text, as it would a Lua library function's.
+    let (node, _dir) = run(
+        "errors",
+        &[(
+            "s",
+            r#"
+local ok, err = pcall(stage.signal, 42)
+print("PCALL", ok, type(err), err:match("^stage%.signal: invalid target") ~= nil)
+print("XPCALL", xpcall(sleep, function(e) return type(e) .. " " .. tostring(e:find("sleep") ~= nil) end, 1))
+local _, t = pcall(error, { code = 7 })
+print("TABLE", type(t), t.code)
+print("STRING", pcall(error, "as is", 0))
+print("DONE")
+"#,
+        )],
+    );
+    for line in [
+        "PCALL\tfalse\tstring\ttrue",
+        "XPCALL\tfalse\tstring true",
+        "TABLE\ttable\t7",
+        "STRING\tfalse\tas is",
+    ] {
+        assert!(
+            node.stdout().iter().any(|l| l == line),
+            "{line:?}\n{}",
+            node.dump()
+        );
+    }
+}
