@@ -82,3 +82,68 @@ fn a_stage_that_falls_behind_leaves_round_robin_until_it_drains() {
         "round-robin kept feeding the overloaded member: slow {s}, fast {f}"
     );
 }
+
+/// A router that stops reading a producer because its consumer is full (back-pressure) does
+/// not take the producer's quiet meanwhile for silence: it keeps the producer in service, and
+/// the producer's other messages (here its answers to a pinger) keep flowing.
+#[test]
+fn a_producer_slowed_by_back_pressure_is_not_taken_for_silent() {
+    let dir = Scratch::new("slowed-producer");
+    dir.write("svc.lua", &svc(20));
+    // 1 KiB messages, 100 every 10 ms, to a stage that handles 50 a second.
+    dir.write(
+        "flood.lua",
+        r#"local pad = string.rep("x", 1000)
+local ticks = 0
+stage.addtask(10, function()
+  for _ = 1, 100 do stage.signal("svc:m", pad) end
+  ticks = ticks + 1
+  if ticks == 200 then print("FLOODED") end
+end)"#,
+    );
+    let (router, addr) = Proc::router("router", &[], &dir.dir);
+    // A small inbox cap: the node soon stops reading, and the router's queue to it fills.
+    let consumer = Proc::node(
+        "svc",
+        &[
+            "--router",
+            &addr,
+            "--stage",
+            "svc=svc.lua",
+            "--link-buffer",
+            "4096",
+        ],
+        &dir.dir,
+    );
+    router.wait_err("registered svc:", WAIT);
+    let flood = Proc::node(
+        "flood",
+        &[
+            "--router",
+            &addr,
+            "--stage",
+            "flood=flood.lua",
+            "--name",
+            "flood",
+        ],
+        &dir.dir,
+    );
+    // The router holds the producer back...
+    router.wait_err("registered flood:", WAIT);
+    flood.wait_out("FLOODED", WAIT);
+    // The consumer's node paused its own reading: the router is not silent to it either.
+    assert!(
+        !consumer.stderr().iter().any(|l| l.contains("silent")),
+        "{}",
+        consumer.dump()
+    );
+    // ...without calling it silent (it did within 1.5 s before).
+    assert!(
+        !router
+            .stderr()
+            .iter()
+            .any(|l| l.contains("node 'flood'") && l.contains("silent")),
+        "{}",
+        router.dump()
+    );
+}

@@ -3,7 +3,7 @@
 //! (DESIGN §8). Silence does not close the link: a frozen process that wakes up comes back
 //! without re-registering.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,6 +29,8 @@ pub struct Liveness {
     /// it only sets this flag; the check, a few times a window, reads the clock.
     fresh: AtomicBool,
     silent: AtomicBool,
+    /// Pauses in progress (see [`Liveness::pause`]).
+    paused: AtomicU32,
 }
 
 impl Default for Liveness {
@@ -38,6 +40,7 @@ impl Default for Liveness {
             last_heard_ms: AtomicU64::new(0),
             fresh: AtomicBool::new(false),
             silent: AtomicBool::new(false),
+            paused: AtomicU32::new(0),
         }
     }
 }
@@ -65,6 +68,14 @@ impl Liveness {
             .then_some(Change::Back)
     }
 
+    /// This end stops reading the link for a while (back-pressure: the peer is slowed down by
+    /// TCP): until the guard drops, the peer's frames cannot be seen, so its quiet is not
+    /// silence. Its silence is judged again once reading resumes.
+    pub fn pause(&self) -> Pause<'_> {
+        self.paused.fetch_add(1, Ordering::Relaxed);
+        Pause(self)
+    }
+
     /// Whether the peer is silent now.
     pub fn is_silent(&self) -> bool {
         self.silent.load(Ordering::Relaxed)
@@ -76,7 +87,7 @@ impl Liveness {
         // Frames count as heard at the check that finds them: a peer that stops is declared
         // silent at most one check interval (a fifth of the window) later than by its last
         // frame's own time, still within the window.
-        if self.fresh.swap(false, Ordering::Relaxed) {
+        if self.fresh.swap(false, Ordering::Relaxed) || self.paused.load(Ordering::Relaxed) > 0 {
             self.last_heard_ms.store(now, Ordering::Relaxed);
         }
         let quiet = now.saturating_sub(self.last_heard_ms.load(Ordering::Relaxed));
@@ -84,6 +95,15 @@ impl Liveness {
             return None;
         }
         (!self.silent.swap(true, Ordering::Relaxed)).then_some(Change::Silent)
+    }
+}
+
+/// A pause in reading a link ([`Liveness::pause`]); reading resumes when it drops.
+pub struct Pause<'a>(&'a Liveness);
+
+impl Drop for Pause<'_> {
+    fn drop(&mut self) {
+        self.0.paused.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -149,5 +169,19 @@ mod tests {
         assert!(l.is_silent());
         assert_eq!(l.heard(), Some(Change::Back));
         assert!(!l.is_silent());
+    }
+
+    #[test]
+    fn a_pause_in_reading_is_not_silence() {
+        let l = Liveness::default();
+        let pause = l.pause();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(
+            l.check(Duration::from_millis(2)),
+            None,
+            "quiet while paused"
+        );
+        drop(pause);
+        assert_eq!(l.check(Duration::ZERO), Some(Change::Silent));
     }
 }

@@ -111,6 +111,8 @@ pub async fn deliver_blocked(
     // The sender hears that its target is not keeping up (DESIGN §8) while it is slowed down,
     // so a script can shed load before anything is refused.
     tell_overload(from, h);
+    // The wait is the router's choice: the sender's quiet meanwhile is not silence.
+    let pause = from.liveness.pause();
     let mut full = false;
     for link in links {
         match link.forward_waiting(raw, STALL_PATIENCE).await {
@@ -122,8 +124,7 @@ pub async fn deliver_blocked(
             Push::Closed => {}
         }
     }
-    // The wait was the router's choice, not the sender's silence.
-    from.liveness.heard();
+    drop(pause);
     settle(&table.load(), h, raw, from, delivered, full)
 }
 

@@ -265,8 +265,12 @@ async fn read_loop(cluster: &Cluster, link: &RouterLink, reader: &mut Reader) ->
                 // A stage that falls behind stops this link's reading: TCP then fills the
                 // router's capped queue for us, and the router refuses and signals upstream.
                 let inbox = &cluster.inboxes[stage];
-                while inbox.backlog_bytes() > cluster.identity.link_buffer {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
+                if inbox.backlog_bytes() > cluster.identity.link_buffer {
+                    // Not reading is our doing: the router's quiet meanwhile is not silence.
+                    let _pause = link.liveness.pause();
+                    while inbox.backlog_bytes() > cluster.identity.link_buffer {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
                 }
                 inbox.send(Inbound::Message(d));
             }
