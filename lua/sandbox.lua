@@ -10,7 +10,7 @@
 -- keep them in locals. The read path is metatable chains of plain tables: no Lua function runs
 -- for an ordinary global read.
 
-local G, store = ...            -- the real globals; the host's functions (Rust)
+local G, store, install_caught = ...   -- the real globals; the host's functions (Rust); lua/caught.lua
 local rawget, rawset, next, type, error, setmetatable, tostring =
       rawget, rawset, next, type, error, setmetatable, tostring
 local coroutine = coroutine
@@ -124,30 +124,11 @@ end
 meta.__tostring = function() return "sandbox: " .. tostring(current()) end
 
 -- A callback interrupted by its instruction budget must not be able to catch that and go on:
--- pcall and xpcall pass every other error to the script, but raise this one again.
-local raw_pcall, raw_xpcall = pcall, xpcall
-
--- Errors raised by the node's own functions (stage.signal, sleep, process, __, ...) are host
--- error objects; a script catches them as the message string a Lua library function would
--- give (err:match works), without the host's traceback. Other error values pass unchanged.
-local function plain(err)
-  if type(err) ~= "userdata" then return err end
-  local text = tostring(err)
-  if text:match("^userdata: ") then return err end
-  text = text:gsub("\nstack traceback:.*$", ""):gsub("^runtime error: ", "")
-  return text
-end
-
-local function rethrow_interrupt(ok, ...)
-  -- The host knows whether the budget is spent, whatever a handler made of the error.
-  if not ok and store.exhausted() then store.interrupt() end
-  if not ok then return ok, plain((...)), select(2, ...) end
-  return ok, ...
-end
-
-rawset(G, "pcall", function(f, ...) return rethrow_interrupt(raw_pcall(f, ...)) end)
-rawset(G, "xpcall", function(f, h, ...)
-  return rethrow_interrupt(raw_xpcall(f, function(e) return h(plain(e)) end, ...))
+-- pcall, xpcall and coroutine.resume pass every other error to the script (host errors as
+-- their message, lua/caught.lua), but raise this one again. The host knows whether the budget
+-- is spent, whatever a handler made of the error.
+local rethrow_interrupt = install_caught(G, function()
+  if store.exhausted() then store.interrupt() end
 end)
 
 -- Coroutines: each Lua thread has its own private table, a shallow copy of its creator's at

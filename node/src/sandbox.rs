@@ -9,6 +9,9 @@ use crate::budget;
 /// The sandbox prelude, run once per VM.
 const PRELUDE: &str = include_str!("../../lua/sandbox.lua");
 
+/// How scripts catch errors (shared with the router's control script).
+const CAUGHT: &str = include_str!("../../lua/caught.lua");
+
 /// Handles on one VM's sandbox.
 #[derive(Clone)]
 pub struct Sandbox {
@@ -43,10 +46,11 @@ impl Sandbox {
     /// Runs the prelude; `store` is the table of process-store functions it uses.
     pub fn install(lua: &Lua, store: Table) -> mlua::Result<Sandbox> {
         type Prelude = (Table, Table, Table, Function, Function, Function, Function);
+        let caught: Function = lua.load(CAUGHT).set_name("@lua/caught.lua").eval()?;
         let (proxy, meta, private_meta, pack, unpack, enter, enter_message): Prelude = lua
             .load(PRELUDE)
             .set_name("@lua/sandbox.lua")
-            .call((lua.globals(), store))?;
+            .call((lua.globals(), store, caught))?;
         crate::value::function::install(pack, unpack);
         let private = lua.create_table()?;
         private.set_metatable(Some(private_meta.clone()))?;

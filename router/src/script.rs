@@ -18,6 +18,9 @@ use crate::server::Router;
 /// in the working directory.
 pub const DEFAULT_SCRIPT: &str = include_str!("../../lua/router.lua");
 
+/// How scripts catch errors (shared with the nodes' sandbox).
+const CAUGHT: &str = include_str!("../../lua/caught.lua");
+
 /// The control VM.
 pub struct Script {
     lua: Lua,
@@ -28,6 +31,12 @@ impl Script {
     pub fn load(router: Weak<Router>, name: &str, code: &str) -> Result<Script, String> {
         let lua = Lua::new();
         install_api(&lua, router).map_err(|e| format!("router API: {e}"))?;
+        // pcall / xpcall hand the script router.* errors as message strings, as on nodes.
+        lua.load(CAUGHT)
+            .set_name("@lua/caught.lua")
+            .eval::<Function>()
+            .and_then(|install| install.call::<()>(lua.globals()))
+            .map_err(|e| format!("lua/caught.lua: {e}"))?;
         lua.load(code)
             .set_name(format!("@{name}"))
             .exec()
