@@ -32,16 +32,9 @@ pub fn render(router: &Router) -> String {
     }
 
     let table = router.table.load();
-    let classes: Vec<_> = table
-        .class_list()
-        .into_iter()
-        .filter_map(|(name, number)| {
-            let number = u8::try_from(number).ok()?;
-            Some((name, number, table.class(number)?))
-        })
-        .collect();
-    let label = |name: &str, c: &crate::table::Class| {
-        format!("class=\"{}\",mode=\"{}\"", escape(name), c.mode.name())
+    let classes: Vec<_> = table.classes().collect();
+    let label = |c: &crate::table::Class| {
+        format!("class=\"{}\",mode=\"{}\"", escape(&c.name), c.mode.name())
     };
     family(
         &mut out,
@@ -49,12 +42,12 @@ pub fn render(router: &Router) -> String {
         "counter",
         "Messages addressed to the class.",
     );
-    for (name, number, c) in &classes {
+    for (number, c) in &classes {
         let count = router.class_messages.get(*number);
         let _ = writeln!(
             out,
             "stage_router_class_messages_total{{{}}} {count}",
-            label(name, c)
+            label(c)
         );
     }
     family(
@@ -63,13 +56,9 @@ pub fn render(router: &Router) -> String {
         "gauge",
         "Live members of the class (registered, linked and not silent).",
     );
-    for (name, _, c) in &classes {
+    for (_, c) in &classes {
         let live = c.members.iter().filter(|m| m.live().is_some()).count();
-        let _ = writeln!(
-            out,
-            "stage_router_class_members{{{}}} {live}",
-            label(name, c)
-        );
+        let _ = writeln!(out, "stage_router_class_members{{{}}} {live}", label(c));
     }
     family(
         &mut out,
@@ -77,13 +66,13 @@ pub fn render(router: &Router) -> String {
         "gauge",
         "1 while the member reports itself overloaded (round-robin and random pass it over).",
     );
-    for (name, number, c) in &classes {
+    for (number, c) in &classes {
         for m in &c.members {
             let Some(link) = &m.link else { continue };
             let _ = writeln!(
                 out,
                 "stage_router_member_busy{{class=\"{}\",instance=\"{}\",link=\"{}\"}} {}",
-                escape(name),
+                escape(&c.name),
                 m.id.instance(),
                 link.token,
                 u64::from(link.is_busy(*number))

@@ -41,13 +41,7 @@ pub fn render(router: &Router) -> Value {
 
     let table = router.table.load();
     let mut classes = Vec::new();
-    for (name, number) in table.class_list() {
-        let Some((number, class)) = u8::try_from(number)
-            .ok()
-            .and_then(|n| Some((n, table.class(n)?)))
-        else {
-            continue;
-        };
+    for (number, class) in table.classes() {
         let master = class.master_link().map(|l| l.token);
         let members: Vec<Value> = class
             .members
@@ -66,7 +60,7 @@ pub fn render(router: &Router) -> Value {
             })
             .collect();
         classes.push(json!({
-            "name": name,
+            "name": class.name,
             "mode": class.mode.name(),
             "messages": router.class_messages.get(number),
             "members": members,

@@ -142,6 +142,14 @@ impl Table {
         Ok((free, true))
     }
 
+    /// Every class with its number, in number order.
+    pub fn classes(&self) -> impl Iterator<Item = (u8, &Class)> {
+        self.classes
+            .iter()
+            .enumerate()
+            .filter_map(|(n, c)| Some((n as u8, c.as_deref()?)))
+    }
+
     /// Every `(name, class)` pair.
     pub fn class_list(&self) -> Vec<(String, u32)> {
         let mut v: Vec<_> = self
