@@ -19,7 +19,7 @@
 //! restarted.
 
 mod common;
-use common::docrun::{cargo_run, save};
+use common::docrun::{cargo_run, file_of, save, sh};
 use common::markdown::{example, root, Block};
 use common::{free_port, Proc, Scratch, WAIT};
 use std::path::{Path, PathBuf};
@@ -86,26 +86,14 @@ impl Machine {
             if line.starts_with("cargo build --release") || line.starts_with("sudo useradd") {
                 continue;
             }
-            let line = self.apply(line);
-            let out = std::process::Command::new("sh")
-                .args(["-c", &line])
-                .current_dir(root())
-                .output()
-                .expect("run sh");
-            assert!(
-                out.status.success(),
-                "{PAGE}: `{line}`: {}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
+            sh(&self.apply(line), &root());
         }
     }
 
     /// Saves a config block where its first line says, with `extra` replacements; returns it.
     fn config(&self, name: &str, extra: &[(&str, &str)]) -> PathBuf {
         let block = example(PAGE, name);
-        let first = block.code.lines().next().unwrap();
-        let path = PathBuf::from(self.apply(first.trim_start_matches("-- ")));
+        let path = PathBuf::from(self.apply(file_of(&block)));
         let code = extra
             .iter()
             .fold(self.apply(&block.code), |c, (f, t)| c.replace(f, t));
@@ -215,12 +203,7 @@ fn staging_topology_fails_over_between_its_routers() {
         .filter(|l| !l.trim().is_empty())
         .partition(|l| !l.starts_with("cargo run"));
     for line in shell {
-        let ok = std::process::Command::new("sh")
-            .args(["-c", line])
-            .current_dir(&dir.dir)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "{PAGE}: `{line}`");
+        sh(line, &dir.dir);
     }
     let cargo = Block {
         code: cargo.join("\n"),

@@ -4,6 +4,7 @@
 //! `text output` block after it must be what the last command prints (issue 8).
 
 mod common;
+use common::docrun::{save, sh};
 use common::markdown::{example, in_order};
 use common::{free_port, Proc, Scratch, WAIT};
 
@@ -18,15 +19,7 @@ const EXAMPLE_ADDR: &str = "127.0.0.1:7400";
 fn run(name: &str, files: &[&str]) -> (Vec<Proc>, Scratch) {
     let dir = Scratch::new(name);
     for file in files {
-        let code = example(DOC, file).code;
-        let path = code
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("-- "))
-            .unwrap_or_else(|| panic!("{file}: the first line names the file (-- PATH)"));
-        let path = dir.dir.join(path);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("create directory");
-        std::fs::write(&path, &code).expect("write example");
+        save(&example(DOC, file), &dir.dir);
     }
     let addr = format!("127.0.0.1:{}", free_port());
     let mut procs = Vec::new();
@@ -42,12 +35,7 @@ fn run(name: &str, files: &[&str]) -> (Vec<Proc>, Scratch) {
             "stage-router" => env!("CARGO_BIN_EXE_stage-router"),
             "stage-node" => env!("CARGO_BIN_EXE_stage-node"),
             _ => {
-                let status = std::process::Command::new("sh")
-                    .args(["-c", line])
-                    .current_dir(&dir.dir)
-                    .status()
-                    .expect("run sh");
-                assert!(status.success(), "{name}: `{line}` failed: {status}");
+                sh(line, &dir.dir);
                 continue;
             }
         };

@@ -22,7 +22,7 @@
 //! terminal sends it) stops every process with status 0.
 
 mod common;
-use common::docrun::{self, save};
+use common::docrun::{self, save, sh};
 use common::markdown::{example, Block};
 use common::{free_port, Proc, Scratch, WAIT};
 use std::path::{Path, PathBuf};
@@ -38,18 +38,9 @@ fn shell(block: &Block, cwd: &mut PathBuf) {
             *cwd = cwd.join(dir);
             continue;
         }
-        let line = line.replace("REPOSITORY-URL", env!("CARGO_MANIFEST_DIR"));
-        let out = std::process::Command::new("sh")
-            .args(["-c", &line])
-            .current_dir(&*cwd)
-            .output()
-            .unwrap_or_else(|e| panic!("sh -c {line:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{PAGE}: `{line}` failed: {}\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        sh(
+            &line.replace("REPOSITORY-URL", env!("CARGO_MANIFEST_DIR")),
+            cwd,
         );
     }
 }

@@ -5,7 +5,7 @@
 //! message rates, the overloaded member — refreshing it without reloading the page.
 
 mod common;
-use common::{markdown, Proc, Scratch, WAIT};
+use common::{docrun, markdown, Proc, Scratch, WAIT};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -214,14 +214,7 @@ fn the_documented_watched_cluster_runs_and_its_page_draws_it() {
     let topology = markdown::example(DOC, "watched-cluster");
     dir.write("watch.lua", &local(&topology.code));
     let run = markdown::example(DOC, "run-watched");
-    let args: Vec<&str> = run
-        .code
-        .trim()
-        .strip_prefix("cargo run -- ")
-        .expect("the doc runs the cluster with cargo run")
-        .split_whitespace()
-        .collect();
-    let mut cluster = Proc::spawn("stage", env!("CARGO_BIN_EXE_stage"), &args, &dir.dir);
+    let mut cluster = Proc::cargo_run(&docrun::cargo_run(&run), &dir.dir, &[], &[]);
     let printed = local(&run.output_lines().join("\n"));
     let url = cluster
         .wait_err(&printed, WAIT)

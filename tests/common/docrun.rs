@@ -58,11 +58,31 @@ pub fn file_of(block: &Block) -> &str {
     })
 }
 
-/// Saves a Lua block in `dir` where its first line (`-- PATH`) says; returns the path.
+/// Saves a Lua block in `dir` where its first line (`-- PATH`) says, creating directories;
+/// returns the path.
 pub fn save(block: &Block, dir: &Path) -> PathBuf {
     let path = dir.join(file_of(block));
+    std::fs::create_dir_all(path.parent().expect("a file in a directory"))
+        .expect("create the documented file's directory");
     std::fs::write(&path, &block.code).expect("save a documented file");
     path
+}
+
+/// Runs a shell line with `sh -c` in `cwd`, as a reader would type it; panics with its output
+/// unless it succeeds.
+pub fn sh(line: &str, cwd: &Path) {
+    let out = std::process::Command::new("sh")
+        .args(["-c", line])
+        .current_dir(cwd)
+        .output()
+        .unwrap_or_else(|e| panic!("sh -c {line:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "`{line}` failed: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Proc {
@@ -145,12 +165,7 @@ impl Proc {
     /// within 10 s.
     pub fn ctrl_c(&mut self) {
         unsafe { libc::kill(-self.pid(), libc::SIGINT) };
-        let status = self
-            .wait_exit(std::time::Duration::from_secs(10))
-            .unwrap_or_else(|| {
-                panic!("{}: still running after Ctrl-C\n{}", self.name, self.dump())
-            });
-        assert!(status.success(), "exit status {status}\n{}", self.dump());
+        self.assert_clean_exit("Ctrl-C");
     }
 }
 

@@ -291,9 +291,14 @@ impl Proc {
     /// Stops a launcher with SIGINT and asserts it exits cleanly (status 0) within 10 s.
     pub fn stop_cleanly(&mut self) {
         self.signal(libc::SIGINT);
-        let status = self
-            .wait_exit(Duration::from_secs(10))
-            .unwrap_or_else(|| panic!("launcher did not exit after SIGINT\n{}", self.dump()));
+        self.assert_clean_exit("SIGINT");
+    }
+
+    /// Asserts the process exits with status 0 within 10 s of `what` (a signal sent to it).
+    pub fn assert_clean_exit(&mut self, what: &str) {
+        let status = self.wait_exit(Duration::from_secs(10)).unwrap_or_else(|| {
+            panic!("{}: still running after {what}\n{}", self.name, self.dump())
+        });
         assert!(status.success(), "exit status {status}\n{}", self.dump());
     }
 
