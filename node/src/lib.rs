@@ -138,15 +138,7 @@ fn run(args: cli::Args) -> Result<(), String> {
     // Bound before the stages start, so a taken port is a start-up error.
     let http = args
         .http
-        .map(|addr| {
-            let _guard = runtime.enter();
-            std::net::TcpListener::bind(addr)
-                .and_then(|l| {
-                    l.set_nonblocking(true)?;
-                    tokio::net::TcpListener::from_std(l)
-                })
-                .map_err(|e| format!("cannot serve http on {addr}: {e}"))
-        })
+        .map(|addr| runtime.block_on(stage_observe::http::bind(addr)))
         .transpose()?;
     let pending = Arc::new(pending::Pending::default());
     let cluster = (!standalone).then(|| {
@@ -201,9 +193,6 @@ fn run(args: cli::Args) -> Result<(), String> {
         runtime.handle().clone(),
     ));
     if let Some(listener) = http {
-        let addr = listener
-            .local_addr()
-            .map_err(|e| format!("http listener address: {e}"))?;
         let observer = status::Observer {
             node: node.clone(),
             name: node
@@ -219,9 +208,8 @@ fn run(args: cli::Args) -> Result<(), String> {
                 .collect(),
             started: Instant::now(),
         };
-        // Like the router's line: tests and launchers wait for it whatever the log level.
-        eprintln!("stage-node: http on {addr}");
-        runtime.spawn(stage_observe::http::serve(listener, Arc::new(observer)));
+        let _guard = runtime.enter();
+        stage_observe::http::start("stage-node", listener, Arc::new(observer))?;
     }
     let limits = vm::Limits {
         memory: args.memory_limit.saturating_mul(1 << 20),

@@ -17,6 +17,29 @@ const MAX_HEAD: usize = 8 * 1024;
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Binds the endpoint's listener on `addr` (bound before the process starts its work, so a taken
+/// port is a start-up error naming the address).
+pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot serve http on {addr}: {e}"))
+}
+
+/// Prints `PROGRAM: http on ADDR` on stderr — launchers and tests wait for that line whatever
+/// the log level — and serves `listener` on the current tokio runtime until the process ends.
+pub fn start(
+    program: &str,
+    listener: TcpListener,
+    observed: Arc<dyn Observed>,
+) -> Result<(), String> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("http listener address: {e}"))?;
+    eprintln!("{program}: http on {addr}");
+    tokio::spawn(serve(listener, observed));
+    Ok(())
+}
+
 /// Answers requests on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, observed: Arc<dyn Observed>) {
     loop {

@@ -58,11 +58,7 @@ fn run(args: cli::Args) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         let http = match args.http {
-            Some(addr) => Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| format!("cannot serve http on {addr}: {e}"))?,
-            ),
+            Some(addr) => Some(stage_observe::http::bind(addr).await?),
             None => None,
         };
         tokio::select! {

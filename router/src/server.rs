@@ -152,12 +152,7 @@ pub async fn serve(
     log::info!("control script {}", script.0);
     tokio::spawn(crate::locks::run(router.locks.clone()));
     if let Some(http) = http {
-        let addr = http
-            .local_addr()
-            .map_err(|e| format!("http listener address: {e}"))?;
-        // Like the listening line: tests and launchers wait for it.
-        eprintln!("stage-router: http on {addr}");
-        tokio::spawn(stage_observe::http::serve(http, router.clone()));
+        stage_observe::http::start("stage-router", http, router.clone())?;
     }
     // Not a log record: launchers and tests wait for this line whatever the log level.
     eprintln!("stage-router: listening on {listen}");
