@@ -99,11 +99,7 @@ pub fn render(o: &Observer) -> String {
             );
         }
     }
-    let routers = o
-        .node
-        .cluster()
-        .map(|c| c.router_states())
-        .unwrap_or_default();
+    let routers = o.node.router_states();
     for (silent, name, help) in [
         (
             false,

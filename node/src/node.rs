@@ -167,6 +167,14 @@ impl Node {
         self.cluster.as_ref()
     }
 
+    /// Each `--router` with whether it is linked and whether it is silent (none standalone).
+    pub fn router_states(&self) -> Vec<(String, bool, bool)> {
+        self.cluster
+            .as_ref()
+            .map(|c| c.router_states())
+            .unwrap_or_default()
+    }
+
     pub fn hosts(&self, stage: &str) -> bool {
         self.inboxes.contains_key(stage)
     }

@@ -62,9 +62,7 @@ pub fn render(o: &Observer) -> Value {
         .collect();
     let routers: Vec<Value> = o
         .node
-        .cluster()
-        .map(|c| c.router_states())
-        .unwrap_or_default()
+        .router_states()
         .into_iter()
         .map(|(addr, linked, silent)| json!({ "addr": addr, "linked": linked, "silent": silent }))
         .collect();
